@@ -1,0 +1,1 @@
+"""The execflow command line."""

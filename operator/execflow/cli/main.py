@@ -1,0 +1,78 @@
+"""The `execflow` command: the local cluster, the operator, and CRD generation.
+
+Progress goes to stderr and results to stdout, so scripts can capture what they need (for example
+the kubeconfig path that `cluster up` prints as its last line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from execflow.devcluster.build import BuildError
+    from execflow.devcluster.cluster import ClusterError, LocalCluster, NodeShape
+
+    cluster = LocalCluster()
+    if args.action == "up":
+        shape = NodeShape(count=args.nodes, cpu=args.node_cpu, memory=args.node_memory)
+        try:
+            kubeconfig = cluster.up(shape, _say)
+        except (BuildError, ClusterError) as error:
+            _say(f"execflow cluster up: {error}")
+            return 1
+        print(kubeconfig)
+        return 0
+    if args.action == "down":
+        cluster.down(_say)
+        _say("cluster removed")
+        return 0
+    state = cluster.state()
+    if state is None:
+        print("no local cluster (run: execflow cluster up)")
+        return 1
+    for name, alive in cluster.running().items():
+        print(f"{name:<24} {'running' if alive else 'STOPPED':<8} pid {state.pids[name]}")
+    healthy = cluster.healthy()
+    print(f"api server  https://127.0.0.1:{state.ports['kube-apiserver']}")
+    print(f"nodes       {state.nodes.count} x {state.nodes.cpu} CPU x {state.nodes.memory}")
+    print(f"kubeconfig  {cluster.kubeconfig}")
+    print(f"state       {cluster.dir}")
+    print(f"healthy     {'yes' if healthy else 'no'}")
+    return 0 if healthy else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="execflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    cluster = commands.add_parser("cluster", help="a local control plane with fake nodes")
+    actions = cluster.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="build (first time), start or reuse the local cluster")
+    up.add_argument("--nodes", type=int, default=4, help="number of fake nodes (default 4)")
+    up.add_argument("--node-cpu", default="8", help="allocatable CPU per node (default 8)")
+    up.add_argument(
+        "--node-memory", default="32Gi", help="allocatable memory per node (default 32Gi)"
+    )
+    actions.add_parser("down", help="stop every process and remove the cluster's state")
+    actions.add_parser("status", help="say what runs")
+    cluster.set_defaults(handler=_cluster)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure decision logic (scheduling, retries, workflows, results): plain data in, decisions out."""

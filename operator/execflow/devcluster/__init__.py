@@ -1,0 +1,1 @@
+"""A real local Kubernetes control plane built from source, with fake kwok nodes."""

@@ -1,0 +1,489 @@
+"""Start, reuse, inspect and stop the local control plane: etcd, the Kubernetes control plane, kwok.
+
+Everything runs on 127.0.0.1 with TLS, client-certificate identities, RBAC authorization and
+service-account token signing, as a real cluster does; only the nodes are fake (kwok), and pods on
+them follow the project's simulation stages. All state (data, certificates, kubeconfigs, logs, pids)
+lives in one folder, so `down` is a clean slate and a second `up` reuses what already runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from execflow.devcluster import pki
+from execflow.devcluster.build import ensure_binaries
+from execflow.devcluster.components import state_dir
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+POD_CIDR = "10.0.0.1/16"
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+NODE_ANNOTATION = "kwok.x-k8s.io/node"
+START_ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+)
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up; the message names the component and its log tail."""
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    count: int = 4
+    cpu: str = "8"
+    memory: str = "32Gi"
+    pods: int = 1000
+
+
+@dataclass
+class ClusterState:
+    ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    nodes: NodeShape = field(default_factory=NodeShape)
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterState | None:
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text())
+        return cls(ports=raw["ports"], pids=raw["pids"], nodes=NodeShape(**raw["nodes"]))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (possible when the caller started it in this process) is not alive.
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return True
+    return status != "Z"
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class LocalCluster:
+    """A control plane whose processes outlive the command that started them."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.dir = directory or state_dir()
+        self.state_file = self.dir / "cluster.json"
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.pki_dir = self.dir / "pki"
+        self.logs = self.dir / "logs"
+
+    # ----- inspection -------------------------------------------------------------------
+    def state(self) -> ClusterState | None:
+        return ClusterState.load(self.state_file)
+
+    def running(self) -> dict[str, bool]:
+        state = self.state()
+        if state is None:
+            return {}
+        return {name: _alive(pid) for name, pid in state.pids.items()}
+
+    def healthy(self) -> bool:
+        state = self.state()
+        if state is None or not all(self.running().values()):
+            return False
+        return len(state.pids) == len(START_ORDER) and self._apiserver_ready(state)
+
+    # ----- lifecycle ----------------------------------------------------------------------
+    def up(self, shape: NodeShape, progress: Callable[[str], None]) -> Path:
+        if self.healthy():
+            progress(f"reusing the running cluster in {self.dir}")
+            return self.kubeconfig
+        if self.state_file.exists():
+            progress("a previous cluster is partly running: stopping it first")
+            self.down(progress)
+        binaries = ensure_binaries(progress)
+        started = time.monotonic()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        pki.generate(self.pki_dir, SERVICE_IP)
+        state = ClusterState(
+            ports={
+                name: _free_port()
+                for name in (
+                    "etcd",
+                    "etcd-peer",
+                    "kube-apiserver",
+                    "kube-controller-manager",
+                    "kube-scheduler",
+                    "kwok",
+                )
+            },
+            nodes=shape,
+        )
+        self._write_kubeconfigs(state)
+        self._write_stages()
+        try:
+            for name in START_ORDER:
+                args = self._command(name, binaries, state)
+                env = dict(os.environ)
+                if name == "kwok":
+                    # kwok reads ~/.kwok/kwok.yaml when present: keep a user's file out of it.
+                    home = self.dir / "kwok-home"
+                    home.mkdir(exist_ok=True)
+                    env["HOME"] = str(home)
+                log = (self.logs / f"{name}.log").open("ab")
+                process = subprocess.Popen(
+                    args,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=env,
+                    cwd=self.dir,
+                )
+                log.close()
+                state.pids[name] = process.pid
+                state.save(self.state_file)
+                self._wait_started(name, state)
+                progress(f"started {name} (pid {process.pid})")
+            self._create_nodes(state)
+            self._wait_nodes_ready(state)
+            self._wait_default_service_account(state)
+        except ClusterError:
+            self.down(lambda _message: None, keep_logs=True)
+            raise
+        progress(
+            f"cluster ready in {time.monotonic() - started:.1f}s: "
+            f"{shape.count} nodes x {shape.cpu} CPU x {shape.memory}"
+        )
+        return self.kubeconfig
+
+    def down(self, progress: Callable[[str], None], keep_logs: bool = False) -> None:
+        state = self.state()
+        if state is not None:
+            for name in reversed(START_ORDER):
+                pid = state.pids.get(name)
+                if pid is None or not _alive(pid):
+                    continue
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                deadline = time.monotonic() + 10
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if _alive(pid):
+                    os.killpg(pid, signal.SIGKILL)
+                progress(f"stopped {name}")
+        if self.dir.exists():
+            for child in self.dir.iterdir():
+                if keep_logs and child == self.logs:
+                    continue
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            if not keep_logs:
+                self.dir.rmdir()
+
+    # ----- configuration -------------------------------------------------------------------
+    def _write_kubeconfigs(self, state: ClusterState) -> None:
+        server = f"https://127.0.0.1:{state.ports['kube-apiserver']}"
+        for identity in pki.CLIENT_IDENTITIES:
+            config = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "execflow-local",
+                        "cluster": {
+                            "server": server,
+                            "certificate-authority": str(self.pki_dir / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": identity.user,
+                        "user": {
+                            "client-certificate": str(self.pki_dir / f"{identity.file_stem}.crt"),
+                            "client-key": str(self.pki_dir / f"{identity.file_stem}.key"),
+                        },
+                    }
+                ],
+                "contexts": [
+                    {
+                        "name": "execflow-local",
+                        "context": {
+                            "cluster": "execflow-local",
+                            "user": identity.user,
+                            "namespace": "default",
+                        },
+                    }
+                ],
+                "current-context": "execflow-local",
+            }
+            path = (
+                self.kubeconfig
+                if identity is pki.ADMIN
+                else self.dir / f"{identity.file_stem}.kubeconfig"
+            )
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            path.chmod(0o600)
+
+    def _write_stages(self) -> None:
+        stages = resources.files("execflow.devcluster").joinpath("stages")
+        text = "\n---\n".join(
+            stages.joinpath(name).read_text() for name in ("nodes.yaml", "pods.yaml")
+        )
+        (self.dir / "kwok-stages.yaml").write_text(text)
+
+    def _command(self, name: str, binaries: dict[str, Path], state: ClusterState) -> list[str]:
+        p = state.ports
+        pki_dir = self.pki_dir
+        binary = str(binaries[name])
+        if name == "etcd":
+            peer = f"http://127.0.0.1:{p['etcd-peer']}"
+            client = f"http://127.0.0.1:{p['etcd']}"
+            return [
+                binary,
+                "--name=execflow",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=execflow={peer}",
+                # Durability is irrelevant for a throw-away test cluster; latency is not.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ]
+        if name == "kube-apiserver":
+            return [
+                binary,
+                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={p['kube-apiserver']}",
+                f"--cert-dir={self.dir / 'apiserver'}",
+                f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
+                f"--client-ca-file={pki_dir / 'ca.crt'}",
+                f"--service-account-issuer={ISSUER}",
+                f"--api-audiences={ISSUER}",
+                f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
+                f"--service-account-key-file={pki_dir / 'sa.pub'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Without this the API server writes a loopback Endpoints object that fails
+                # validation; nothing in-cluster needs to reach the API server through it.
+                "--endpoint-reconciler-type=none",
+                "--authorization-mode=Node,RBAC",
+                "--profiling=false",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+            ]
+        if name == "kube-controller-manager":
+            kubeconfig = self.dir / "kube-controller-manager.kubeconfig"
+            return [
+                binary,
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--service-account-private-key-file={pki_dir / 'sa.key'}",
+                f"--root-ca-file={pki_dir / 'ca.crt'}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['kube-controller-manager']}",
+                "--cluster-name=execflow-local",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-job-syncs=20",
+                "--concurrent-gc-syncs=40",
+            ]
+        if name == "kube-scheduler":
+            kubeconfig = self.dir / "kube-scheduler.kubeconfig"
+            return [
+                binary,
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['kube-scheduler']}",
+            ]
+        if name == "kwok":
+            return [
+                binary,
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={self.dir / 'kwok-stages.yaml'}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.0.0.1",
+                f"--server-address=127.0.0.1:{p['kwok']}",
+            ]
+        raise KeyError(name)
+
+    # ----- readiness -------------------------------------------------------------------------
+    def _client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+        return context
+
+    def _api(self, state: ClusterState, method: str, path: str, body: Any = None) -> Any:
+        url = f"https://127.0.0.1:{state.ports['kube-apiserver']}{path}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Accept", "application/json")
+        with urllib.request.urlopen(request, context=self._client_context(), timeout=10) as reply:
+            payload = reply.read()
+        return json.loads(payload) if payload.startswith(b"{") else payload.decode()
+
+    def _apiserver_ready(self, state: ClusterState) -> bool:
+        try:
+            return bool(self._api(state, "GET", "/readyz") == "ok")
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            return False
+
+    def _probe(self, name: str, state: ClusterState) -> bool:
+        port = state.ports.get(name)
+        if name == "etcd":
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    return bool(json.loads(r.read()).get("health") == "true")
+            except (OSError, ValueError):
+                return False
+        if name == "kube-apiserver":
+            return self._apiserver_ready(state)
+        if name in ("kube-controller-manager", "kube-scheduler"):
+            insecure = ssl.create_default_context()
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}/healthz", context=insecure, timeout=2
+                ) as r:
+                    return bool(r.status == 200)
+            except (OSError, urllib.error.URLError):
+                return False
+        if name == "kwok":
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    return bool(r.status == 200)
+            except (OSError, urllib.error.URLError):
+                return False
+        return True
+
+    def _wait(
+        self, what: str, component: str, check: Callable[[], bool], timeout: float = 120
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        state = self.state()
+        pid = state.pids.get(component) if state else None
+        while time.monotonic() < deadline:
+            if check():
+                return
+            if pid is not None and not _alive(pid):
+                log = self.logs / f"{component}.log"
+                raise ClusterError(
+                    f"{component} exited while {what}; last lines of {log}:\n{_log_tail(log)}"
+                )
+            time.sleep(0.1)
+        log = self.logs / f"{component}.log"
+        raise ClusterError(
+            f"timed out after {timeout:.0f}s {what} ({component}); "
+            f"last lines of {log}:\n{_log_tail(log)}"
+        )
+
+    def _wait_started(self, name: str, state: ClusterState) -> None:
+        self._wait(f"starting {name}", name, lambda: self._probe(name, state))
+
+    def _create_nodes(self, state: ClusterState) -> None:
+        shape = state.nodes
+        resources_ = {"cpu": shape.cpu, "memory": shape.memory, "pods": str(shape.pods)}
+        existing = {
+            item["metadata"]["name"] for item in self._api(state, "GET", "/api/v1/nodes")["items"]
+        }
+        for index in range(shape.count):
+            name = f"kwok-node-{index}"
+            if name in existing:
+                continue
+            self._api(
+                state,
+                "POST",
+                "/api/v1/nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {NODE_ANNOTATION: "fake"},
+                        "labels": {
+                            "type": "kwok",
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                        },
+                    },
+                    "status": {"allocatable": resources_, "capacity": resources_},
+                },
+            )
+
+    def _wait_nodes_ready(self, state: ClusterState) -> None:
+        def ready() -> bool:
+            nodes = self._api(state, "GET", "/api/v1/nodes?labelSelector=type%3Dkwok")["items"]
+            count = sum(
+                1
+                for node in nodes
+                for condition in node.get("status", {}).get("conditions", [])
+                if condition["type"] == "Ready" and condition["status"] == "True"
+            )
+            return count >= state.nodes.count
+
+        self._wait("waiting for the fake nodes to become Ready", "kwok", ready)
+
+    def _wait_default_service_account(self, state: ClusterState) -> None:
+        def exists() -> bool:
+            try:
+                self._api(state, "GET", "/api/v1/namespaces/default/serviceaccounts/default")
+            except urllib.error.HTTPError:
+                return False
+            return True
+
+        self._wait("waiting for the default ServiceAccount", "kube-controller-manager", exists)
