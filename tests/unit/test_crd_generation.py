@@ -1,0 +1,460 @@
+"""CRD generation from the API models: structural schemas, admission rules, current YAML files.
+
+Pure: the generated schemas are inspected as data, and the admission rules that are plain OpenAPI
+(enum, minimum/maximum, pattern) are exercised with a JSON Schema validator standing in for the API
+server. The CEL rule is checked for presence; its behaviour is mirrored by the model validator.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import BaseModel, Field
+
+from execflow.api.crdgen import (
+    KINDS,
+    CustomResourceKind,
+    PrinterColumn,
+    SchemaError,
+    build_crd,
+    check_crds,
+    main,
+    openapi_schema,
+    render_crds,
+)
+from execflow.api.durations import DURATION_PATTERN
+from execflow.api.task import TIME_OF_DAY_PATTERN
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMMITTED_CRDS = REPO_ROOT / "crds"
+
+KIND_BY_NAME = {resource.kind: resource for resource in KINDS}
+
+VALID_TASK: dict[str, Any] = {
+    "apiVersion": "execflow.dev/v1alpha1",
+    "kind": "Task",
+    "metadata": {"name": "clean-data", "labels": {"team": "ml"}},
+    "spec": {
+        "toolRef": {"name": "data-cleaner"},
+        "parameters": {"input": "raw_data.csv"},
+        "queue": "default",
+        "priority": "Normal",
+        "timeout": "30s",
+        "retryPolicy": {
+            "maxRetries": 3,
+            "retryDelay": "1s",
+            "backoffMultiplier": 2,
+            "maxRetryDelay": "5m",
+            "retryOn": {
+                "exitCodes": [1, 137],
+                "reasons": ["Error", "OOMKilled", "DeadlineExceeded", "Evicted"],
+            },
+        },
+        "dependencies": [{"task": "fetch-data", "type": "FinishToStart", "condition": "Succeeded"}],
+        "constraints": {
+            "deadline": "2026-12-01T12:00:00Z",
+            "timeWindows": [{"start": "22:00", "end": "06:00", "timeZone": "Europe/Berlin"}],
+            "exclusive": False,
+            "mutex": "gpu-0",
+        },
+        "estimatedDuration": "5s",
+        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": 512}},
+        "cache": {"enabled": True, "ttl": "1h"},
+        "tags": ["processed", "nightly"],
+        "suspend": False,
+        "cancel": False,
+        "podTemplate": {
+            "metadata": {"labels": {}, "annotations": {}},
+            "spec": {"serviceAccountName": "", "nodeSelector": {}, "tolerations": []},
+        },
+    },
+    "status": {"phase": "Queued", "attempts": 0, "result": ["any", "json"]},
+}
+
+
+def crd_of(kind: str) -> dict[str, Any]:
+    return build_crd(KIND_BY_NAME[kind])
+
+
+def schema_of(kind: str) -> dict[str, Any]:
+    return openapi_schema(KIND_BY_NAME[kind])
+
+
+def schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node below `node` (properties, items, additionalProperties), with its path."""
+    yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from schema_nodes(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from schema_nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from schema_nodes(node["additionalProperties"], f"{path}{{}}")
+
+
+def all_keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield key
+            yield from all_keys(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from all_keys(child)
+
+
+def node_at(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    return dict(schema_nodes(schema))[path]
+
+
+def admission_errors(body: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft4Validator(schema_of("Task"))
+    return [error.message for error in validator.iter_errors(body)]
+
+
+def with_spec(**fields: Any) -> dict[str, Any]:
+    return {**VALID_TASK, "spec": {**VALID_TASK["spec"], **fields}}
+
+
+def test_committed_crds_equal_a_fresh_generation() -> None:
+    rendered = render_crds()
+
+    assert sorted(rendered) == ["execflow.dev_tasks.yaml", "execflow.dev_tools.yaml"]
+    for name, text in rendered.items():
+        committed = (COMMITTED_CRDS / name).read_text(encoding="utf-8")
+        assert committed == text, (
+            f"crds/{name} is stale: run python -m execflow.api.crdgen --out crds/"
+        )
+
+
+def test_rendering_is_deterministic_and_valid_yaml() -> None:
+    first, second = render_crds(), render_crds()
+
+    assert first == second
+    for text in first.values():
+        assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_BY_NAME))
+def test_every_schema_property_has_a_description(kind: str) -> None:
+    schema = schema_of(kind)
+
+    missing = [
+        f"{path}.{name}"
+        for path, node in schema_nodes(schema)
+        for name, child in node.get("properties", {}).items()
+        if not child.get("description") and (path, name) != ("", "metadata")
+    ]
+
+    assert missing == []
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_BY_NAME))
+def test_schemas_have_no_constructs_kubernetes_rejects(kind: str) -> None:
+    keys = set(all_keys(schema_of(kind)))
+
+    assert keys.isdisjoint({"$ref", "$defs", "anyOf", "allOf", "oneOf", "not", "title"})
+    assert "uniqueItems" not in keys
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_BY_NAME))
+def test_every_schema_node_is_typed_or_explicitly_free_form(kind: str) -> None:
+    for path, node in schema_nodes(schema_of(kind)):
+        if node.get("x-kubernetes-int-or-string"):
+            assert "type" not in node, path
+        else:
+            assert node.get("type") or node.get("x-kubernetes-preserve-unknown-fields"), path
+        if node.get("type") == "array":
+            assert "items" in node, path
+        assert not ("properties" in node and "additionalProperties" in node), path
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_BY_NAME))
+def test_root_metadata_is_left_to_the_api_server(kind: str) -> None:
+    schema = schema_of(kind)
+
+    assert schema["properties"]["metadata"] == {"type": "object"}
+    assert schema["required"] == ["spec"]
+    assert schema["description"]
+
+
+def test_task_spec_requires_exactly_one_of_tool_ref_and_container_via_cel() -> None:
+    rules = schema_of("Task")["properties"]["spec"]["x-kubernetes-validations"]
+
+    assert rules == [
+        {
+            "rule": "has(self.toolRef) != has(self.container)",
+            "message": "exactly one of spec.toolRef or spec.container must be set",
+        }
+    ]
+
+
+def test_task_schema_declares_enums_bounds_and_patterns() -> None:
+    schema = schema_of("Task")
+
+    assert node_at(schema, ".spec.priority")["enum"] == ["Low", "Normal", "High", "Critical"]
+    assert node_at(schema, ".status.phase")["enum"] == [
+        "Pending",
+        "Queued",
+        "Running",
+        "Paused",
+        "Completed",
+        "Failed",
+        "Cancelled",
+        "Timeout",
+    ]
+    assert node_at(schema, ".spec.dependencies[].type")["enum"] == [
+        "FinishToStart",
+        "StartToStart",
+        "FinishToFinish",
+        "StartToFinish",
+    ]
+    assert node_at(schema, ".spec.dependencies[].condition")["enum"] == [
+        "Succeeded",
+        "Failed",
+        "Any",
+    ]
+    max_retries = node_at(schema, ".spec.retryPolicy.maxRetries")
+    assert (max_retries["type"], max_retries["minimum"], max_retries["maximum"]) == (
+        "integer",
+        0,
+        100,
+    )
+    backoff = node_at(schema, ".spec.retryPolicy.backoffMultiplier")
+    assert (backoff["type"], backoff["minimum"]) == ("number", 1)
+    for bound in ("start", "end"):
+        window = node_at(schema, f".spec.constraints.timeWindows[].{bound}")
+        assert window["pattern"] == TIME_OF_DAY_PATTERN
+    assert node_at(schema, ".spec.constraints.deadline")["format"] == "date-time"
+
+
+def test_every_duration_field_carries_the_duration_pattern() -> None:
+    schema = schema_of("Task")
+
+    with_pattern = {
+        path for path, node in schema_nodes(schema) if node.get("pattern") == DURATION_PATTERN
+    }
+
+    assert with_pattern == {
+        ".spec.timeout",
+        ".spec.estimatedDuration",
+        ".spec.retryPolicy.retryDelay",
+        ".spec.retryPolicy.maxRetryDelay",
+        ".spec.cache.ttl",
+    }
+
+
+def test_free_form_fields_preserve_unknown_fields() -> None:
+    task, tool = schema_of("Task"), schema_of("Tool")
+
+    for schema, path in [
+        (task, ".spec.parameters"),
+        (task, ".spec.podTemplate.spec.tolerations[]"),
+        (task, ".spec.podTemplate.spec.affinity"),
+        (task, ".spec.container.env[]"),
+        (task, ".spec.container.env[].valueFrom"),
+        (tool, ".spec.inputSchema"),
+        (tool, ".spec.defaults"),
+        (tool, ".spec.env[]"),
+    ]:
+        assert node_at(schema, path)["x-kubernetes-preserve-unknown-fields"] is True, path
+
+
+def test_a_result_may_be_any_json_value_in_the_schema() -> None:
+    result = node_at(schema_of("Task"), ".status.result")
+
+    assert result["x-kubernetes-preserve-unknown-fields"] is True
+    assert "type" not in result
+
+
+def test_quantities_are_int_or_string() -> None:
+    for path in (".spec.resources.requests{}", ".spec.resources.limits{}"):
+        quantity = node_at(schema_of("Task"), path)
+        assert quantity["x-kubernetes-int-or-string"] is True
+        assert "pattern" in quantity
+
+
+def test_conditions_are_a_list_map_keyed_by_type() -> None:
+    for kind in KIND_BY_NAME:
+        conditions = node_at(schema_of(kind), ".status.conditions")
+        assert conditions["x-kubernetes-list-type"] == "map"
+        assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+        assert "type" in conditions["items"]["required"]
+
+
+def test_task_schema_leaves_defaults_to_the_models_so_tool_defaults_can_apply() -> None:
+    assert "default" not in set(all_keys(schema_of("Task")))
+
+
+def test_tool_schema_defaults_the_service_account_token_to_off() -> None:
+    token = node_at(schema_of("Tool"), ".spec.automountServiceAccountToken")
+
+    assert token["default"] is False
+
+
+def test_the_api_example_task_passes_the_schema() -> None:
+    assert admission_errors(VALID_TASK) == []
+
+
+@pytest.mark.parametrize(
+    "spec_fields",
+    [
+        {"priority": "Urgent"},
+        {"retryPolicy": {"maxRetries": -1}},
+        {"retryPolicy": {"maxRetries": 1000}},
+        {"retryPolicy": {"backoffMultiplier": 0.5}},
+        {"timeout": "5 minutes"},
+        {"retryPolicy": {"retryDelay": "1d"}},
+        {"cache": {"enabled": True, "ttl": "-1h"}},
+        {"constraints": {"timeWindows": [{"start": "25:00", "end": "06:00"}]}},
+        {"constraints": {"timeWindows": [{"start": "22:00", "end": "6pm"}]}},
+        {"resources": {"requests": {"memory": "lots"}}},
+        {"dependencies": [{"task": "a", "type": "Whenever"}]},
+    ],
+    ids=[
+        "unknown-priority",
+        "negative-retries",
+        "absurd-retries",
+        "backoff-below-one",
+        "malformed-timeout",
+        "malformed-retry-delay",
+        "negative-ttl",
+        "hour-out-of-range",
+        "malformed-window-end",
+        "malformed-quantity",
+        "unknown-dependency-type",
+    ],
+)
+def test_the_schema_rejects_invalid_task_specs(spec_fields: dict[str, Any]) -> None:
+    assert admission_errors(with_spec(**spec_fields)) != []
+
+
+@pytest.mark.parametrize(
+    ("kind", "plural", "short_name", "columns"),
+    [
+        ("Tool", "tools", "tl", [("Image", ".spec.image"), ("Age", ".metadata.creationTimestamp")]),
+        (
+            "Task",
+            "tasks",
+            "tk",
+            [
+                ("Phase", ".status.phase"),
+                ("Priority", ".spec.priority"),
+                ("Attempts", ".status.attempts"),
+                ("Reason", ".status.reason"),
+                ("Age", ".metadata.creationTimestamp"),
+            ],
+        ),
+    ],
+)
+def test_crd_names_scope_subresource_and_printer_columns(
+    kind: str, plural: str, short_name: str, columns: list[tuple[str, str]]
+) -> None:
+    crd = crd_of(kind)
+    spec = crd["spec"]
+    (version,) = spec["versions"]
+
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["metadata"]["name"] == f"{plural}.execflow.dev"
+    assert spec["group"] == "execflow.dev"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == kind
+    assert spec["names"]["plural"] == plural
+    assert spec["names"]["shortNames"] == [short_name]
+    assert spec["names"]["categories"] == ["execflow"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {"status": {}}
+    shown = [
+        (column["name"], column["jsonPath"])
+        for column in version["additionalPrinterColumns"]
+        if column.get("priority", 0) == 0
+    ]
+    assert shown == columns
+
+
+def test_check_passes_for_freshly_written_crds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--out", str(tmp_path)]) == 0
+    assert main(["--check", str(tmp_path)]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_fails_with_a_diff_when_a_committed_crd_differs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["--out", str(tmp_path)])
+    tasks = tmp_path / "execflow.dev_tasks.yaml"
+    tasks.write_text(tasks.read_text().replace("maximum: 100", "maximum: 5"))
+
+    assert main(["--check", str(tmp_path)]) == 1
+
+    err = capsys.readouterr().err
+    assert "-                    maximum: 5" in err
+    assert "+                    maximum: 100" in err
+    assert "--out" in err
+
+
+def test_check_reports_missing_and_stale_files(tmp_path: Path) -> None:
+    rendered = render_crds()
+    (tmp_path / "execflow.dev_tools.yaml").write_text(rendered["execflow.dev_tools.yaml"])
+    (tmp_path / "execflow.dev_widgets.yaml").write_text("kind: CustomResourceDefinition\n")
+
+    problems = check_crds(tmp_path, rendered)
+
+    assert len(problems) == 2
+    assert "execflow.dev_tasks.yaml: missing" in problems[0]
+    assert "execflow.dev_widgets.yaml: not generated" in problems[1]
+
+
+class GadgetSpec(BaseModel):
+    """A gadget."""
+
+    size: int = Field(default=1, ge=1, description="Size of the gadget.")
+
+
+class Gadget(BaseModel):
+    """A kind registered only by this test."""
+
+    spec: GadgetSpec = Field(description="The gadget.")
+
+
+class UndocumentedSpec(BaseModel):
+    """A spec with an undocumented field."""
+
+    size: int = 1
+
+
+class Undocumented(BaseModel):
+    """A kind whose spec misses a description."""
+
+    spec: UndocumentedSpec = Field(description="The spec.")
+
+
+def test_a_new_kind_is_added_by_registering_its_model() -> None:
+    gadget = CustomResourceKind(
+        model=Gadget,
+        plural="gadgets",
+        short_names=("gd",),
+        printer_columns=(PrinterColumn("Size", ".spec.size", "integer"),),
+    )
+
+    rendered = render_crds([gadget])
+
+    crd = yaml.safe_load(rendered["execflow.dev_gadgets.yaml"])
+    assert crd["spec"]["names"]["kind"] == "Gadget"
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"]["properties"]["size"] == {
+        "default": 1,
+        "description": "Size of the gadget.",
+        "minimum": 1,
+        "type": "integer",
+    }
+
+
+def test_generation_refuses_a_property_without_a_description() -> None:
+    resource = CustomResourceKind(model=Undocumented, plural="undocumenteds", short_names=())
+
+    with pytest.raises(SchemaError, match=r"spec\.size: every property needs a description"):
+        openapi_schema(resource)
