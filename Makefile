@@ -40,7 +40,7 @@ test: lint binaries
 	$(BIN)/pytest tests/unit tests/integration -q
 
 crds: $(STAMP)
-	$(BIN)/python -m execflow.api.crdgen --out crds
+	$(BIN)/python -m execflow.api.crdgen --out crds charts/execflow/crds
 
 demo: binaries
 	$(BIN)/python -m execflow.demo

@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client, config
 
 from execflow.devcluster.cluster import LocalCluster, NodeShape
+from tests.integration.operator_process import OperatorProcess, install_crds
 from tests.integration.waiting import wait_for
 
 LOCAL_SHAPE = NodeShape(count=4, cpu="8", memory="32Gi")
@@ -64,3 +65,14 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
     wait_for(default_service_account, 60, f"the default ServiceAccount in {name}")
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    api: client.ApiClient, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    install_crds(api)
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
+    process.start()
+    yield process
+    process.stop()

@@ -48,6 +48,18 @@ def _cluster(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    from execflow.runner import run
+
+    return run(args.settings, args.namespace, args.metrics_port, args.liveness, args.verbose)
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from execflow.api import crdgen
+
+    return crdgen.main(["--out", *args.out])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="execflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("down", help="stop every process and remove the cluster's state")
     actions.add_parser("status", help="say what runs")
     cluster.set_defaults(handler=_cluster)
+
+    run = commands.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("--settings", help="operator settings YAML (queues); defaults when absent")
+    run.add_argument(
+        "--namespace", action="append", default=[], help="watch only this namespace (repeatable)"
+    )
+    run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus port (0: off)")
+    run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8081/healthz")
+    run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.set_defaults(handler=_run)
+
+    crds = commands.add_parser("crds", help="write the generated CRD YAML")
+    crds.add_argument(
+        "--out",
+        nargs="+",
+        default=["crds", "charts/execflow/crds"],
+        help="folders to write into (default: crds/ and the chart's crds/)",
+    )
+    crds.set_defaults(handler=_crds)
     return parser
 
 

@@ -1,0 +1,29 @@
+"""What a finished container returned: its termination message, parsed.
+
+A task's result is the text its container wrote to /dev/termination-log. JSON is parsed (an
+object, list, number, string or boolean); anything else is kept as the raw string. An empty
+message is an empty result (`{}`), so a task that prints nothing still completes cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+TERMINATION_MESSAGE_LIMIT = 4096
+
+
+def parse_result(message: str | None) -> Any:
+    if message is None or not message.strip():
+        return {}
+    try:
+        return json.loads(message)
+    except ValueError:
+        return message
+
+
+def result_digest(result: Any) -> str:
+    """sha256 of a result in canonical JSON form (sorted keys, no spaces)."""
+    canonical = json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,58 @@
+"""kopf wiring: startup configuration and the watch handlers, each a one-liner into a controller.
+
+kopf owns the watches (with reconnects and resource-version bookkeeping), the Event posting queue
+and peering; execflow's controllers own every decision. Handlers here only forward raw events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from execflow.api.common import GROUP_VERSION
+from execflow.handlers.task_controller import TaskController
+from execflow.kube.job_builder import TASK_LABEL
+
+GROUP, VERSION = GROUP_VERSION.split("/")
+PREFIX = "execflow.dev"
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Explicit kopf settings: our own finalizer and annotation prefix, quiet status, peering."""
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.peering.name = "execflow"
+    settings.peering.mandatory = False
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.queueing.worker_limit = 64
+    settings.networking.request_timeout = 60
+
+
+def register(controller: TaskController, registry: kopf.OperatorRegistry) -> None:
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the operator's own client: kubeconfig, else in-cluster.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.event(GROUP, VERSION, "tasks", registry=registry)
+    def task_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.task_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(GROUP, VERSION, "tools", registry=registry)
+    def tool_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.tool_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("batch", "v1", "jobs", labels={TASK_LABEL: kopf.PRESENT}, registry=registry)
+    def job_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.child_event("job", event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("", "v1", "pods", labels={TASK_LABEL: kopf.PRESENT}, registry=registry)
+    def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.child_event("pod", event.get("type"), dict(event["object"]))

@@ -1,0 +1,53 @@
+"""Prometheus metrics of the operator, served on --metrics-port.
+
+Counters and histograms are updated where the event happens; the per-phase task count is computed
+at scrape time from the operator's store, so it can never drift from what the cluster says.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+TRANSITIONS = Counter(
+    "execflow_task_transitions", "Task phase transitions written", ["from_phase", "to_phase"]
+)
+ATTEMPTS = Counter("execflow_task_attempts", "Task attempts started (Jobs created)")
+CACHE_HITS = Counter("execflow_task_cache_hits", "Tasks completed from the execution cache")
+RUN_SECONDS = Histogram(
+    "execflow_task_run_seconds",
+    "Run time of successful attempts (container start to finish)",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+QUEUE_WAIT = Histogram(
+    "execflow_task_queue_wait_seconds",
+    "Time from entering the queue to the start of an attempt",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 3600),
+)
+
+
+def record_transition(before: Any, after: Any) -> None:
+    TRANSITIONS.labels(from_phase=str(before or "None"), to_phase=str(after)).inc()
+
+
+class PhaseCollector(Collector):
+    """execflow_tasks{phase=...}: the number of tasks per phase, read from the store at scrape."""
+
+    def __init__(self, phases: Callable[[], Iterable[str]]) -> None:
+        self._phases = phases
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("execflow_tasks", "Tasks by phase", labels=["phase"])
+        for phase, count in sorted(Tally(self._phases()).items()):
+            family.add_metric([phase], count)
+        yield family
+
+
+def serve(port: int, phases: Callable[[], Iterable[str]]) -> None:
+    REGISTRY.register(PhaseCollector(phases))
+    start_http_server(port)
