@@ -18,7 +18,8 @@ import pytest
 from kubernetes import client, config
 
 from execflow.devcluster.cluster import LocalCluster, NodeShape
-from tests.integration.operator_process import OperatorProcess, install_crds
+from execflow.kube.crds import install_crds
+from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 
 LOCAL_SHAPE = NodeShape(count=4, cpu="8", memory="32Gi")

@@ -15,41 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from tests.integration.waiting import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def install_crds(api: client.ApiClient) -> None:
-    extensions = client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
-            if not crd:
-                continue
-            name = crd["metadata"]["name"]
-            names.append(name)
-            try:
-                extensions.create_custom_resource_definition(crd)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                current = extensions.read_custom_resource_definition(name)
-                crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-                extensions.replace_custom_resource_definition(name, crd)
-
-    def established() -> bool:
-        for name in names:
-            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-            if not any(c.type == "Established" and c.status == "True" for c in conditions):
-                return False
-        return True
-
-    wait_for(established, 30, "the CRDs to be established")
 
 
 def _free_port() -> int:
