@@ -18,9 +18,14 @@ def parse_result(message: str | None) -> Any:
     if message is None or not message.strip():
         return {}
     try:
-        return json.loads(message)
+        return json.loads(message, parse_constant=_reject_constant)
     except ValueError:
         return message
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; the API server would refuse them in the status.
+    raise ValueError(f"{name} is not JSON")
 
 
 def result_digest(result: Any) -> str:

@@ -139,10 +139,12 @@ def plan(view: TaskView, now: datetime.datetime) -> Plan:
         reason, message = view.spec_error
         return Plan(
             status=_phase_status(TaskPhase.FAILED, reason, message, completionTime=_iso(now)),
+            delete_jobs=[a.job_name for a in active],
             events=[Event("Warning", reason, message)],
         )
 
-    if view.tool_missing is not None:
+    # A Tool deleted after an attempt started does not matter to that attempt's Job.
+    if view.tool_missing is not None and (not view.attempts or view.spec is None):
         message = f"Tool {view.tool_missing!r} does not exist (yet); the task starts once it does"
         return Plan(status=_phase_status(TaskPhase.PENDING, "ToolNotFound", message))
 

@@ -49,6 +49,7 @@ log = logging.getLogger("execflow.tasks")
 GROUP, VERSION = GROUP_VERSION.split("/")
 WORKERS = 8
 DEFAULT_CACHE_TTL = datetime.timedelta(hours=1)
+MAX_LABEL = 63
 
 
 def utcnow() -> datetime.datetime:
@@ -260,6 +261,12 @@ class TaskController:
                 name=key[1], generation=generation, status=status, attempts=attempts, **extra
             )
 
+        if len(key[1]) > MAX_LABEL:
+            message = (
+                f"task names label their Jobs and pods, so they may have at most {MAX_LABEL} "
+                f"characters; this one has {len(key[1])}"
+            )
+            return None, None, view(spec=None, spec_error=("InvalidName", message))
         tool_name = (raw_spec.get("toolRef") or {}).get("name")
         tool: ToolSpec | None = None
         defaults: Mapping[str, Any] = {}

@@ -69,6 +69,8 @@ def _resources(tool: ToolSpec | None, spec: TaskSpec) -> dict[str, dict[str, Any
 
 def build_job(owner: Owner, spec: TaskSpec, tool: ToolSpec | None, attempt: int) -> dict[str, Any]:
     """The Job for `attempt` (1-based). Raises TemplateError when args name a missing parameter."""
+    if len(owner.name) > MAX_NAME:
+        raise ValueError(f"task name {owner.name[:20]}... is longer than {MAX_NAME} characters")
     container = tool if tool is not None else spec.container
     if container is None:
         raise ValueError("a task needs a tool or an inline container")
