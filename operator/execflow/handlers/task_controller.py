@@ -41,7 +41,7 @@ from execflow.handlers.workqueue import WorkQueue
 from execflow.kube.connection import Connection
 from execflow.kube.events import EventRecorder
 from execflow.kube.job_builder import Owner, build_job
-from execflow.kube.observation import attempt_of, parse_time
+from execflow.kube.observation import POD_GRACE, attempt_of, parse_time
 from execflow.kube.store import Body, Key, Store, key_of
 
 log = logging.getLogger("execflow.tasks")
@@ -244,7 +244,7 @@ class TaskController:
     def _attempts(self, key: Key) -> tuple[Attempt, ...]:
         jobs = self.store.jobs.get(key, {})
         return tuple(
-            attempt_of(job, self.store.pods_of_job(key, name))
+            attempt_of(job, self.store.pods_of_job(key, name), utcnow())
             for name, job in jobs.items()
             if not job["metadata"].get("deletionTimestamp")
         )
@@ -366,6 +366,10 @@ class TaskController:
         await self._write_status(key, body, decision, now)
         if decision.requeue_at is not None:
             self.queue.add_after(key, (decision.requeue_at - now).total_seconds())
+        elif decision.running:
+            # Look again even without events: a finished Job whose pod never shows up is
+            # judged after the grace period.
+            self.queue.add_after(key, POD_GRACE + 1)
 
     def _waiting(
         self,

@@ -14,6 +14,10 @@ from typing import Any
 from execflow.core.task_lifecycle import Attempt, AttemptState
 from execflow.kube.job_builder import ATTEMPT_LABEL, CONTAINER_NAME
 
+# How long a finished Job waits for its pod's final status before it is judged without it (for
+# a pod deleted by hand, say).
+POD_GRACE = 30.0
+
 
 def parse_time(value: Any) -> datetime.datetime | None:
     if not value:
@@ -48,7 +52,11 @@ def _started(pod: Mapping[str, Any]) -> datetime.datetime | None:
     return None
 
 
-def attempt_of(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Attempt:
+def attempt_of(
+    job: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    now: datetime.datetime | None = None,
+) -> Attempt:
     metadata = job["metadata"]
     number = int(metadata.get("labels", {}).get(ATTEMPT_LABEL, "0"))
     name = metadata["name"]
@@ -58,8 +66,12 @@ def attempt_of(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Att
     complete = _condition(job, "Complete")
     failed = _condition(job, "Failed")
     if complete is not None or failed is not None:
-        if complete is not None and pod is not None and terminated is None:
-            # The Job finished but the pod status that carries the result is not observed yet.
+        ended = parse_time((complete or failed or {}).get("lastTransitionTime"))
+        timed_out = failed is not None and failed.get("reason") == "DeadlineExceeded"
+        recent = now is None or ended is None or (now - ended).total_seconds() < POD_GRACE
+        if terminated is None and not timed_out and recent:
+            # The Job finished, but the pod status that carries the result and exit code has
+            # not reached the store yet (separate watch streams): wait for it, not decide blind.
             return Attempt(number, name, AttemptState.RUNNING, started_at=started)
         finished = parse_time((complete or failed or {}).get("lastTransitionTime"))
         if terminated is not None:
