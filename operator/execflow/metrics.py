@@ -10,7 +10,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -26,8 +26,21 @@ RUN_SECONDS = Histogram(
 )
 QUEUE_WAIT = Histogram(
     "execflow_task_queue_wait_seconds",
-    "Time from entering the queue to the start of an attempt",
+    "Time from entering the queue to the start of an attempt, by task priority",
+    ["priority"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 3600),
+)
+QUEUE_DEPTH = Gauge(
+    "execflow_queue_depth", "Tasks waiting per queue (QueueFull included)", ["queue"]
+)
+DECISION_SECONDS = Histogram(
+    "execflow_scheduling_decision_seconds",
+    "Time of one scheduling decision",
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5),
+)
+PREEMPTIONS = Counter("execflow_preemptions", "Running tasks evicted for a waiting one", ["queue"])
+SETTINGS_RELOADS = Counter(
+    "execflow_settings_reloads", "Settings file reloads, by result (applied/rejected)", ["result"]
 )
 
 

@@ -30,12 +30,50 @@ def read_settings(path: str | None) -> OperatorSettings:
     return load_settings(Path(path).read_text())
 
 
+SETTINGS_POLL_SECONDS = 2.0
+
+
+async def watch_settings(path: Path, controller: TaskController) -> None:
+    """Apply a changed settings file without a restart; keep the last good settings on error.
+
+    A mounted ConfigMap changes by swapping a symlink, which a modification-time check of the
+    resolved file sees; polling also works for files edited in place.
+    """
+
+    def stamp() -> tuple[float, int] | None:
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime, info.st_ino)
+
+    seen = stamp()
+    while True:
+        await asyncio.sleep(SETTINGS_POLL_SECONDS)
+        current = stamp()
+        if current is None or current == seen:
+            continue
+        seen = current
+        try:
+            settings = load_settings(path.read_text())
+        except (OSError, ValueError) as error:
+            metrics.SETTINGS_RELOADS.labels(result="rejected").inc()
+            log.error("settings %s rejected, the previous settings stay in force: %s", path, error)
+            continue
+        controller.dispatcher.reconfigure(settings)
+        controller.wake()
+        metrics.SETTINGS_RELOADS.labels(result="applied").inc()
+        log.info("settings %s applied: queues %s", path, ", ".join(sorted(settings.queues)))
+
+
 async def operate(
     settings: OperatorSettings,
+    *,
     namespaces: Sequence[str],
     metrics_port: int | None,
     liveness: str | None,
     stop_flag: asyncio.Event | None = None,
+    settings_path: str | None = None,
 ) -> None:
     connection = Connection(os.environ.get("KUBECONFIG"))
     controller = TaskController(connection, Dispatcher(settings), tuple(namespaces))
@@ -53,6 +91,11 @@ async def operate(
         await controller.stop()
         connection.close()
 
+    watcher = (
+        asyncio.create_task(watch_settings(Path(settings_path), controller))
+        if settings_path
+        else None
+    )
     if metrics_port:
         metrics.serve(
             metrics_port,
@@ -61,14 +104,18 @@ async def operate(
                 for body in list(controller.store.tasks.values())
             ),
         )
-    await kopf.operator(
-        registry=registry,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        standalone=False,
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            standalone=False,
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+        )
+    finally:
+        if watcher is not None:
+            watcher.cancel()
 
 
 def run(
@@ -87,5 +134,13 @@ def run(
     except (OSError, ValueError) as error:
         log.error("invalid settings %s: %s", settings_path, error)
         return 2
-    asyncio.run(operate(settings, namespaces, metrics_port, liveness))
+    asyncio.run(
+        operate(
+            settings,
+            namespaces=namespaces,
+            metrics_port=metrics_port,
+            liveness=liveness,
+            settings_path=settings_path,
+        )
+    )
     return 0

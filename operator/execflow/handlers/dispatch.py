@@ -1,97 +1,162 @@
 """The seam between the Task controller and the queue scheduler.
 
-The controller speaks in Kubernetes terms (keys, specs, timestamps); the scheduler in plain
-numbers. This adapter converts once, keeps which tasks hold a slot, and answers the only two
-questions the controller asks: "may this task wait in its queue?" and "which tasks start now?".
+The controller speaks in Kubernetes terms (keys, specs, timestamps, quantities); the scheduler in
+plain numbers. This adapter converts once, keeps the tasks it reported so a settings change can
+rebuild the scheduler with the same waiting and running tasks, and hands back the scheduler's plan.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections import OrderedDict
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from typing import Any
 
-from execflow.api.settings import DEFAULT_QUEUE, OperatorSettings
+from kubernetes.utils import parse_quantity
+
+from execflow import metrics
+from execflow.api.durations import parse_duration
+from execflow.api.settings import OperatorSettings
 from execflow.api.task import TaskSpec
 from execflow.api.tool import ToolSpec
+from execflow.core.scheduling import (
+    Capacity,
+    Plan,
+    Resources,
+    RunningTask,
+    Scheduler,
+    TimeWindow,
+    WaitingTask,
+)
 from execflow.kube.store import Key
 
 
-@dataclass(frozen=True)
-class QueueEntry:
-    key: Key
-    queue: str
-    priority: int
-    queued_at: float
-
-    @classmethod
-    def from_spec(
-        cls, key: Key, spec: TaskSpec | None, tool: ToolSpec | None, queued_at: datetime.datetime
-    ) -> QueueEntry:
-        del tool
-        queue = spec.queue if spec is not None else DEFAULT_QUEUE
-        priority = spec.priority.rank if spec is not None else 1
-        return cls(key, queue, priority, queued_at.timestamp())
+def task_key(key: Key) -> str:
+    return f"{key[0]}/{key[1]}"
 
 
-@dataclass(frozen=True)
-class Admission:
-    accepted: bool
-    reason: str = ""
-    message: str = ""
+def key_of_task(text: str) -> Key:
+    namespace, _, name = text.partition("/")
+    return (namespace, name)
+
+
+def requests_of(spec: TaskSpec, tool: ToolSpec | None) -> Resources:
+    """CPU and memory requests of the task's container: the Task's over the Tool's, key by key."""
+    merged: dict[str, Any] = dict(tool.resources.requests) if tool is not None else {}
+    merged.update(spec.resources.requests)
+    cpu = parse_quantity(str(merged.get("cpu", 0)))
+    memory = parse_quantity(str(merged.get("memory", 0)))
+    return Resources(cpu_millis=int(cpu * 1000), memory_bytes=int(memory))
+
+
+def waiting_task(
+    key: Key, spec: TaskSpec, tool: ToolSpec | None, queued_at: datetime.datetime
+) -> WaitingTask:
+    constraints = spec.constraints
+    return WaitingTask(
+        key=task_key(key),
+        queue=spec.queue,
+        priority=spec.priority.rank,
+        queued_at=queued_at.timestamp(),
+        estimated_duration=(
+            parse_duration(spec.estimated_duration).total_seconds()
+            if spec.estimated_duration
+            else None
+        ),
+        tool=spec.tool_ref.name if spec.tool_ref is not None else None,
+        deadline=constraints.deadline.timestamp() if constraints.deadline else None,
+        time_windows=tuple(
+            TimeWindow(w.start, w.end, w.time_zone) for w in constraints.time_windows
+        ),
+        exclusive=constraints.exclusive,
+        mutex=constraints.mutex or None,
+        requests=requests_of(spec, tool),
+    )
+
+
+def running_task(
+    key: Key, spec: TaskSpec, tool: ToolSpec | None, started_at: datetime.datetime
+) -> RunningTask:
+    return RunningTask(
+        key=task_key(key),
+        queue=spec.queue,
+        priority=spec.priority.rank,
+        started_at=started_at.timestamp(),
+        tool=spec.tool_ref.name if spec.tool_ref is not None else None,
+        exclusive=spec.constraints.exclusive,
+        mutex=spec.constraints.mutex or None,
+        requests=requests_of(spec, tool),
+    )
 
 
 class Dispatcher:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
-        self._waiting: dict[str, OrderedDict[Key, QueueEntry]] = {}
-        self._running: dict[Key, QueueEntry] = {}
+        self.scheduler = Scheduler(settings)
+        self._waiting: dict[str, WaitingTask] = {}
+        self._running: dict[str, RunningTask] = {}
 
-    def _limit(self, queue: str) -> int:
-        settings = self.settings.queues.get(queue) or self.settings.queues[DEFAULT_QUEUE]
-        return settings.max_concurrent_tasks
+    def offer(self, task: WaitingTask) -> None:
+        self._running.pop(task.key, None)
+        self._waiting[task.key] = task
+        self.scheduler.add(task)
 
-    def offer(self, entry: QueueEntry) -> Admission:
-        if entry.queue not in self.settings.queues:
-            return Admission(
-                False, "UnknownQueue", f"queue {entry.queue!r} is not configured in the settings"
-            )
-        self._running.pop(entry.key, None)
-        waiting = self._waiting.setdefault(entry.queue, OrderedDict())
-        if entry.key not in waiting:
-            waiting[entry.key] = entry
-        return Admission(True)
-
-    def mark_running(self, key: Key, entry: QueueEntry) -> None:
-        for waiting in self._waiting.values():
-            waiting.pop(key, None)
-        self._running[key] = entry
+    def mark_running(self, task: RunningTask) -> None:
+        self._waiting.pop(task.key, None)
+        self._running[task.key] = task
+        self.scheduler.add_running(task)
 
     def forget(self, key: Key) -> bool:
-        freed = self._running.pop(key, None) is not None
-        for waiting in self._waiting.values():
-            waiting.pop(key, None)
-        return freed
+        text = task_key(key)
+        self._waiting.pop(text, None)
+        self._running.pop(text, None)
+        return self.scheduler.remove(text)
 
     def learn(self, tool: str, seconds: float) -> None:
-        del tool, seconds
+        self.scheduler.learn_duration(tool, seconds)
 
-    def decide(self, now: datetime.datetime) -> list[Key]:
-        del now
-        starts: list[Key] = []
-        for queue, waiting in self._waiting.items():
-            running = sum(1 for e in self._running.values() if e.queue == queue)
-            free = self._limit(queue) - running
-            while free > 0 and waiting:
-                key, entry = waiting.popitem(last=False)
-                self._running[key] = entry
-                starts.append(key)
-                free -= 1
-        return starts
+    def is_running(self, key: Key) -> bool:
+        return task_key(key) in self._running
 
-    def next_wakeup(self, now: datetime.datetime) -> float | None:
-        del now
-        return None
+    def decide(self, now: datetime.datetime, capacity: Capacity | None) -> Plan:
+        started = time.perf_counter()
+        plan = self.scheduler.schedule(now.timestamp(), capacity)
+        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+        for start in plan.starts:
+            task = self._waiting.pop(start.key, None)
+            if task is not None:
+                self._running[start.key] = RunningTask(
+                    key=task.key,
+                    queue=task.queue,
+                    priority=task.priority,
+                    started_at=now.timestamp(),
+                    tool=task.tool,
+                    exclusive=task.exclusive,
+                    mutex=task.mutex,
+                    requests=task.requests,
+                )
+        for failure in plan.failures:
+            self._waiting.pop(failure.key, None)
+        for queue, depth in plan.depths.items():
+            metrics.QUEUE_DEPTH.labels(queue=queue).set(depth.waiting + depth.overflow)
+        return plan
 
-    def depth(self, queue: str) -> int:
-        return len(self._waiting.get(queue, ()))
+    def waiting_since(self, key: str) -> tuple[float, int] | None:
+        task = self._waiting.get(key)
+        return None if task is None else (task.queued_at, task.priority)
+
+    def reconfigure(self, settings: OperatorSettings) -> None:
+        """New settings: a new scheduler that knows every task the old one knew."""
+        scheduler = Scheduler(settings, estimator=self.scheduler.estimator)
+        for running in self._running.values():
+            scheduler.add_running(running)
+        for waiting in sorted(self._waiting.values(), key=lambda t: t.queued_at):
+            scheduler.add(waiting)
+        self.settings = settings
+        self.scheduler = scheduler
+
+    def has_waiting(self) -> bool:
+        return bool(self._waiting)
+
+    def depths(self) -> Mapping[str, Any]:
+        return self.scheduler.depths()

@@ -53,6 +53,16 @@ def register(controller: TaskController, registry: kopf.OperatorRegistry) -> Non
     def job_event(event: kopf.RawEvent, **_: Any) -> None:
         controller.child_event("job", event.get("type"), dict(event["object"]))
 
-    @kopf.on.event("", "v1", "pods", labels={TASK_LABEL: kopf.PRESENT}, registry=registry)
+    @kopf.on.event("", "v1", "pods", registry=registry)
     def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-        controller.child_event("pod", event.get("type"), dict(event["object"]))
+        # Every pod: bound pods' requests are the cluster's used room; execflow's own pods also
+        # tell how attempts ended.
+        controller.pod_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    def node_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.node_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("", "v1", "resourcequotas", registry=registry)
+    def quota_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.quota_event(event.get("type"), dict(event["object"]))

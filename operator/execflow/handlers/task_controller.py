@@ -21,11 +21,20 @@ from kubernetes.client.rest import ApiException
 from execflow import metrics
 from execflow.api.common import GROUP_VERSION
 from execflow.api.durations import parse_duration
-from execflow.api.task import TaskPhase, TaskSpec, TaskStatus
+from execflow.api.task import (
+    DependencyCondition,
+    DependencyType,
+    TaskPhase,
+    TaskSpec,
+    TaskStatus,
+)
 from execflow.api.tool import ToolSpec
+from execflow.core import dependencies as deps
 from execflow.core.cache_keys import execution_key
+from execflow.core.scheduling import Plan as SchedulePlan
 from execflow.core.task_lifecycle import (
     Attempt,
+    AttemptState,
     CachedResult,
     Event,
     Plan,
@@ -36,8 +45,15 @@ from execflow.core.task_lifecycle import (
 )
 from execflow.core.task_spec import SpecError, effective_spec
 from execflow.core.templating import TemplateError, render_args
-from execflow.handlers.dispatch import Dispatcher, QueueEntry
+from execflow.handlers.dispatch import (
+    Dispatcher,
+    key_of_task,
+    running_task,
+    task_key,
+    waiting_task,
+)
 from execflow.handlers.workqueue import WorkQueue
+from execflow.kube.capacity import CapacityTracker
 from execflow.kube.connection import Connection
 from execflow.kube.events import EventRecorder
 from execflow.kube.job_builder import Owner, build_job
@@ -49,6 +65,8 @@ log = logging.getLogger("execflow.tasks")
 GROUP, VERSION = GROUP_VERSION.split("/")
 WORKERS = 8
 DEFAULT_CACHE_TTL = datetime.timedelta(hours=1)
+DISPATCH_TICK = 1.0
+TERMINAL_PHASES = frozenset(p.value for p in TaskPhase if p.is_terminal)
 MAX_LABEL = 63
 
 
@@ -124,6 +142,13 @@ class TaskController:
         # Tasks whose Job is being created: not reconciled until the Job is in the store, so a
         # reconcile never mistakes a start in flight for "no attempt yet" and queues it twice.
         self._starting: set[Key] = set()
+        self.capacity = CapacityTracker()
+        # What the scheduler said about tasks, applied by their next reconcile.
+        self._queue_reasons: dict[Key, tuple[str, str]] = {}
+        self._preempted: dict[Key, str] = {}
+        self._scheduler_failures: dict[Key, tuple[str, str]] = {}
+        # (namespace, task name) -> the tasks that depend on it, to wake them when it changes.
+        self._dependents: dict[Key, set[Key]] = {}
         self._wake_dispatch = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Completed executions by (namespace, cache key): the execution cache's index.
@@ -156,13 +181,18 @@ class TaskController:
                         kube.batch.list_namespaced_job, namespace, label_selector=selector
                     )
                 )
+            elif kind == "pods":
+                # All pods, not only execflow's: bound pods' requests are the used room.
+                listed = (
+                    await kube.call(kube.core.list_pod_for_all_namespaces)
+                    if namespace is None
+                    else await kube.call(kube.core.list_namespaced_pod, namespace)
+                )
             else:
                 listed = (
-                    await kube.call(kube.core.list_pod_for_all_namespaces, label_selector=selector)
+                    await kube.call(kube.core.list_resource_quota_for_all_namespaces)
                     if namespace is None
-                    else await kube.call(
-                        kube.core.list_namespaced_pod, namespace, label_selector=selector
-                    )
+                    else await kube.call(kube.core.list_namespaced_resource_quota, namespace)
                 )
             items += kube.api_client.sanitize_for_serialization(listed.items)
         return items
@@ -174,9 +204,23 @@ class TaskController:
         for job in await self._list("jobs"):
             self.store.put_child("job", job, deleted=False)
         for pod in await self._list("pods"):
+            self.capacity.pod_event("ADDED", pod)
             self.store.put_child("pod", pod, deleted=False)
+        for quota in await self._list("resourcequotas"):
+            self.capacity.quota_event("ADDED", quota)
+        nodes = await self.kube.call(self.kube.core.list_node)
+        for node in self.kube.api_client.sanitize_for_serialization(nodes.items):
+            self.capacity.node_event("ADDED", node)
         for body in await self._list("tasks"):
             self.task_event("ADDED", body)
+        # Slots held by running attempts are known before the first decision, so a restart
+        # never starts more than a queue allows.
+        now = utcnow()
+        for key, body in self.store.tasks.items():
+            spec, tool, view = self.resolve(key, body)
+            if spec is not None and any(a.active for a in view.attempts):
+                started = parse_time((body.get("status") or {}).get("startTime")) or now
+                self.dispatcher.mark_running(running_task(key, spec, tool, started))
         log.info("primed: %d tools, %d tasks", len(self.store.tools), len(self.store.tasks))
 
     def start(self) -> None:
@@ -197,7 +241,26 @@ class TaskController:
         else:
             self.store.tasks[key] = body
             self._index_cache(key, body)
+            for dependency in (body.get("spec") or {}).get("dependencies") or []:
+                if isinstance(dependency, Mapping) and dependency.get("task"):
+                    self._dependents.setdefault((key[0], str(dependency["task"])), set()).add(key)
         self.queue.add(key)
+        for dependent in self._dependents.get(key, ()):
+            self.queue.add(dependent)
+
+    def node_event(self, kind: str | None, body: Body) -> None:
+        self.capacity.node_event(kind, body)
+        self._wake_dispatch.set()
+
+    def quota_event(self, kind: str | None, body: Body) -> None:
+        self.capacity.quota_event(kind, body)
+        self._wake_dispatch.set()
+
+    def pod_event(self, kind: str | None, body: Body) -> None:
+        self.capacity.pod_event(kind, body)
+        if kind == "DELETED" or (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            self._wake_dispatch.set()
+        self.child_event("pod", kind, body)
 
     def tool_event(self, kind: str | None, body: Body) -> None:
         key = key_of(body)
@@ -306,10 +369,74 @@ class TaskController:
                     tool,
                     view(spec=spec, spec_error=("InvalidParameters", str(error))),
                 )
+        failure = self._scheduler_failures.get(key)
+        if failure is not None and not any(a.active for a in attempts):
+            return spec, tool, view(spec=spec, spec_error=failure)
+        block = None
+        if spec.dependencies:
+            judged = self._judge_dependencies(key, spec, attempts)
+            if judged is not None and judged.readiness is deps.Readiness.FAIL:
+                return spec, tool, view(spec=spec, spec_error=(judged.reason, judged.message))
+            if judged is not None and judged.readiness is deps.Readiness.WAIT:
+                block = (judged.reason, judged.message)
         cached = None
         if spec.cache.enabled and not attempts and status.phase != TaskPhase.COMPLETED:
             cached = self._cache_lookup(key, spec, tool)
-        return spec, tool, view(spec=spec, cached=cached)
+        return spec, tool, view(spec=spec, cached=cached, dependency_block=block)
+
+    def _predecessor(self, namespace: str, name: str) -> deps.PredecessorState | None:
+        body = self.store.tasks.get((namespace, name))
+        if body is None:
+            return None
+        status = body.get("status") or {}
+        phase = str(status.get("phase") or "Pending")
+        finished = phase in TERMINAL_PHASES
+        started = bool(status.get("startTime")) or phase in ("Running", "Completed")
+        return deps.PredecessorState(
+            phase=phase, started=started, finished=finished, succeeded=phase == "Completed"
+        )
+
+    def _judge_dependencies(
+        self, key: Key, spec: TaskSpec, attempts: tuple[Attempt, ...]
+    ) -> deps.DependencyDecision | None:
+        namespace = key[0]
+        own = [deps.Dependency(d.task, d.type, d.condition) for d in spec.dependencies]
+        # Walk the dependency graph from this task to find cycles through it.
+        graph: dict[str, list[deps.Dependency]] = {key[1]: own}
+        frontier = [d.task for d in own]
+        while frontier:
+            name = frontier.pop()
+            if name in graph:
+                continue
+            body = self.store.tasks.get((namespace, name))
+            raw = ((body or {}).get("spec") or {}).get("dependencies") or []
+            graph[name] = [
+                deps.Dependency(
+                    str(d["task"]),
+                    DependencyType(d.get("type", DependencyType.FINISH_TO_START)),
+                    DependencyCondition(d.get("condition", DependencyCondition.SUCCEEDED)),
+                )
+                for d in raw
+                if isinstance(d, Mapping) and d.get("task")
+            ]
+            frontier += [d.task for d in graph[name]]
+        if key[1] in deps.tasks_on_cycles(graph):
+            return deps.DependencyDecision(
+                deps.Readiness.FAIL,
+                reason=deps.DEPENDENCY_CYCLE,
+                message="the task's dependencies form a cycle, so it can never start or finish",
+            )
+        states = {
+            name: state
+            for name in graph
+            if name != key[1] and (state := self._predecessor(namespace, name)) is not None
+        }
+        latest = max(attempts, key=lambda a: a.number, default=None)
+        if latest is not None and latest.state is AttemptState.SUCCEEDED:
+            return deps.can_complete(own, states)
+        if latest is not None and latest.active:
+            return None
+        return deps.can_start(own, states)
 
     def _cache_key(self, spec: TaskSpec, tool: ToolSpec | None) -> str:
         container = tool or spec.container
@@ -344,22 +471,35 @@ class TaskController:
         decision = plan(view, now)
         for job_name in decision.delete_jobs:
             await self._delete_job(key, job_name)
-        if decision.running:
-            self.dispatcher.mark_running(key, self._waiting(key, body, spec, tool, now))
+        if decision.running and spec is not None:
+            started = parse_time((body.get("status") or {}).get("startTime")) or now
+            self.dispatcher.mark_running(running_task(key, spec, tool, started))
         elif decision.wants_slot and spec is not None:
-            entered = self.dispatcher.offer(self._waiting(key, body, spec, tool, now))
+            status = body.get("status") or {}
+            queued_at = parse_time(status.get("queuedAt")) or now
             if view.status.phase != TaskPhase.QUEUED:
-                decision.status.update(
-                    phase=TaskPhase.QUEUED.value,
-                    reason="Queued",
-                    message=f"waiting in queue {spec.queue!r}",
-                    queuedAt=_iso(now),
-                )
-            if not entered.accepted:
-                decision.status.update(reason=entered.reason, message=entered.message)
+                queued_at = now if key not in self._preempted else queued_at
+            self.dispatcher.offer(waiting_task(key, spec, tool, queued_at))
+            reason, message = self._queue_reasons.get(
+                key, ("Queued", f"waiting in queue {spec.queue!r}")
+            )
+            preemptor = self._preempted.get(key)
+            if preemptor is not None and key not in self._queue_reasons:
+                reason, message = "Preempted", f"evicted to make room for {preemptor}; re-queued"
+            decision.status.update(
+                phase=TaskPhase.QUEUED.value,
+                reason=reason,
+                message=message,
+                queuedAt=_iso(queued_at),
+            )
             self._wake_dispatch.set()
         elif self.dispatcher.forget(key):
+            self.capacity.forget(task_key(key))
             self._wake_dispatch.set()
+        if not decision.wants_slot:
+            self._queue_reasons.pop(key, None)
+        if decision.running or view.status.phase.is_terminal:
+            self._preempted.pop(key, None)
         if decision.run_seconds is not None and spec is not None and spec.tool_ref is not None:
             self.dispatcher.learn(spec.tool_ref.name, decision.run_seconds)
             metrics.RUN_SECONDS.observe(decision.run_seconds)
@@ -370,18 +510,6 @@ class TaskController:
             # Look again even without events: a finished Job whose pod never shows up is
             # judged after the grace period.
             self.queue.add_after(key, POD_GRACE + 1)
-
-    def _waiting(
-        self,
-        key: Key,
-        body: Body,
-        spec: TaskSpec | None,
-        tool: ToolSpec | None,
-        now: datetime.datetime,
-    ) -> QueueEntry:
-        status = body.get("status") or {}
-        queued_at = parse_time(status.get("queuedAt")) or now
-        return QueueEntry.from_spec(key, spec, tool, queued_at)
 
     async def _write_status(
         self, key: Key, body: Body, decision: Plan, now: datetime.datetime
@@ -457,20 +585,58 @@ class TaskController:
 
     # ----- dispatch -------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake_dispatch.wait()
             self._wake_dispatch.clear()
             try:
-                started = self.dispatcher.decide(utcnow())
-                if started:
-                    await asyncio.gather(*(self._start(key) for key in started))
+                # Without any node in view (no permission, say), resources are not checked.
+                capacity = self.capacity.snapshot() if self.capacity.nodes else None
+                plan = self.dispatcher.decide(utcnow(), capacity)
+                await self._carry_out(plan)
             except Exception:
                 log.exception("dispatching failed; retrying")
                 await asyncio.sleep(1)
                 self._wake_dispatch.set()
-            wake_at = self.dispatcher.next_wakeup(utcnow())
-            if wake_at is not None:
-                asyncio.get_running_loop().call_later(wake_at, self._wake_dispatch.set)
+            if self.dispatcher.has_waiting():
+                # Time windows open and deadlines pass without any event: look again soon.
+                loop.call_later(DISPATCH_TICK, self._wake_dispatch.set)
+
+    async def _carry_out(self, plan: SchedulePlan) -> None:
+        for waiting in plan.waiting:
+            key = key_of_task(waiting.key)
+            if waiting.reason is None:
+                self._queue_reasons.pop(key, None)
+            else:
+                self._queue_reasons[key] = (waiting.reason.value, waiting.message)
+            self.queue.add(key)
+        for failure in plan.failures:
+            key = key_of_task(failure.key)
+            self._scheduler_failures[key] = (failure.reason, failure.message)
+            self.queue.add(key)
+        for preemption in plan.preemptions:
+            victim = key_of_task(preemption.victim)
+            self._preempted[victim] = preemption.preemptor
+            metrics.PREEMPTIONS.labels(queue=preemption.queue).inc()
+            for job in list(self.store.jobs.get(victim, {}).values()):
+                attempt = attempt_of(job, self.store.pods_of_job(victim, job["metadata"]["name"]))
+                if attempt.active:
+                    await self._delete_job(victim, attempt.job_name)
+            body = self.store.tasks.get(victim)
+            if body is not None:
+                self.events.record(
+                    body, "Warning", "Preempted", f"evicted for {preemption.preemptor}"
+                )
+            self.queue.add(victim)
+        starts = []
+        for start in plan.starts:
+            key = key_of_task(start.key)
+            running = self.dispatcher.scheduler.running_task(start.key)
+            if running is not None:
+                self.capacity.plan(start.key, start.node, running.requests)
+            starts.append(self._start(key))
+        if starts:
+            await asyncio.gather(*starts)
 
     def wake(self) -> None:
         self._wake_dispatch.set()
@@ -513,7 +679,9 @@ class TaskController:
         status = body.get("status") or {}
         queued_at = parse_time(status.get("queuedAt"))
         if queued_at is not None:
-            metrics.QUEUE_WAIT.observe(max(0.0, (now - queued_at).total_seconds()))
+            metrics.QUEUE_WAIT.labels(priority=spec.priority.value).observe(
+                max(0.0, (now - queued_at).total_seconds())
+            )
         metrics.ATTEMPTS.inc()
         patch: dict[str, Any] = {
             "phase": TaskPhase.RUNNING.value,
