@@ -24,6 +24,21 @@ from tests.integration.waiting import wait_for
 
 LOCAL_SHAPE = NodeShape(count=4, cpu="8", memory="32Gi")
 
+# Queues the scheduling tests use: one slot each, so start order shows the strategy's order.
+OPERATOR_SETTINGS = """
+queues:
+  default: {maxConcurrentTasks: 100}
+  fifo: {strategy: FIFO, maxConcurrentTasks: 1}
+  priority: {strategy: Priority, maxConcurrentTasks: 1}
+  sjf: {strategy: ShortestJobFirst, maxConcurrentTasks: 1}
+  edf: {strategy: DeadlineAware, maxConcurrentTasks: 1}
+  adaptive: {strategy: Adaptive, maxConcurrentTasks: 1}
+  one-slot: {strategy: FIFO, maxConcurrentTasks: 1}
+  small: {strategy: FIFO, maxConcurrentTasks: 1, maxQueuedTasks: 2}
+  preempt: {strategy: Priority, maxConcurrentTasks: 1, preemption: true}
+  shared: {strategy: FIFO, maxConcurrentTasks: 3}
+"""
+
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[LocalCluster | None]:
@@ -73,7 +88,7 @@ def operator(
     api: client.ApiClient, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     install_crds(api)
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"), OPERATOR_SETTINGS)
     process.start()
     yield process
     process.stop()

@@ -32,6 +32,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
         self.settings = settings
+        self.settings_path = log_dir / "settings.yaml"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.starts = 0
@@ -41,9 +42,9 @@ class OperatorProcess:
         self.starts += 1
         args = [sys.executable, "-m", "execflow.cli.main", "run", "--metrics-port", str(self.port)]
         if self.settings:
-            path = self.log_dir / "settings.yaml"
-            path.write_text(self.settings)
-            args += ["--settings", str(path)]
+            if not self.settings_path.exists():
+                self.settings_path.write_text(self.settings)
+            args += ["--settings", str(self.settings_path)]
         log = (self.log_dir / f"operator-{self.starts}.log").open("wb")
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

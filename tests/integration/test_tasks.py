@@ -13,73 +13,19 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.integration.objects import (
+    GROUP,
+    TERMINAL,
+    VERSION,
+    create_task,
+    create_tool,
+    custom_api,
+    events_of,
+    jobs_of,
+    patch_spec,
+)
 from tests.integration.operator_process import OperatorProcess, wait_phase
 from tests.integration.waiting import wait_for
-
-GROUP, VERSION = "execflow.dev", "v1alpha1"
-TERMINAL = {"Completed", "Failed", "Timeout", "Cancelled"}
-
-
-def _custom(api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api)
-
-
-def create_tool(api: client.ApiClient, namespace: str, name: str, **spec: Any) -> None:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Tool",
-        "metadata": {"name": name},
-        "spec": {"image": "example.invalid/tool:1", **spec},
-    }
-    _custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "tools", body)
-
-
-def create_task(
-    api: client.ApiClient,
-    namespace: str,
-    name: str,
-    sim: dict[str, str] | None = None,
-    **spec: Any,
-) -> None:
-    if "toolRef" not in spec and "container" not in spec:
-        spec["container"] = {"image": "example.invalid/job:1"}
-    if sim:
-        spec["podTemplate"] = {
-            "metadata": {"annotations": {f"sim.execflow.dev/{k}": v for k, v in sim.items()}}
-        }
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Task",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-    _custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "tasks", body)
-
-
-def patch_spec(api: client.ApiClient, namespace: str, name: str, **spec: Any) -> None:
-    _custom(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, "tasks", name, {"spec": spec}
-    )
-
-
-def jobs_of(api: client.ApiClient, namespace: str, task: str) -> list[Any]:
-    jobs = (
-        client.BatchV1Api(api)
-        .list_namespaced_job(namespace, label_selector=f"execflow.dev/task={task}")
-        .items
-    )
-    return sorted(jobs, key=lambda j: int(j.metadata.labels["execflow.dev/attempt"]))
-
-
-def events_of(api: client.ApiClient, namespace: str, name: str) -> list[str]:
-    events = (
-        client.CoreV1Api(api)
-        .list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=Task"
-        )
-        .items
-    )
-    return [e.reason for e in events]
 
 
 def test_task_runs_its_tool_and_records_the_json_result(
@@ -352,7 +298,7 @@ def test_admission_rejects_invalid_task_specs(
         "spec": spec,
     }
     with pytest.raises(ApiException) as rejected:
-        _custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "tasks", body)
+        custom_api(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "tasks", body)
     assert rejected.value.status == 422
     assert complaint in rejected.value.body
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from execflow.api.durations import parse_duration
-from execflow.api.task import TaskPhase, TaskSpec, TaskStatus
+from execflow.api.task import DependencyType, TaskPhase, TaskSpec, TaskStatus
 from execflow.core.results import parse_result
 from execflow.core.retries import Failure, RetryRule, next_retry_at
 
@@ -196,7 +196,8 @@ def plan(view: TaskView, now: datetime.datetime) -> Plan:
                 exitCode=latest.exit_code if latest.exit_code is not None else 0,
                 result=parse_result(latest.message),
                 startTime=_iso(first_start),
-                completionTime=_iso(latest.finished_at or now),
+                # A completion held by a *ToFinish dependency happens now, not when the pod ended.
+                completionTime=_iso(now if finish_gated(spec) else (latest.finished_at or now)),
                 nextRetryAt=None,
             ),
             events=[Event("Normal", "Completed", f"attempt {latest.number} succeeded")],
@@ -269,6 +270,13 @@ def plan(view: TaskView, now: datetime.datetime) -> Plan:
         reason, message = view.dependency_block
         return Plan(status=_phase_status(TaskPhase.PENDING, reason, message))
     return Plan(wants_slot=True, status={"nextRetryAt": None} if status.next_retry_at else {})
+
+
+def finish_gated(spec: TaskSpec) -> bool:
+    return any(
+        d.type in (DependencyType.FINISH_TO_FINISH, DependencyType.START_TO_FINISH)
+        for d in spec.dependencies
+    )
 
 
 def running_message(attempt: int, job_name: str) -> str:
