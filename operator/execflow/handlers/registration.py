@@ -31,7 +31,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.queueing.worker_limit = 64
+    # Handlers only update the store and mark tasks dirty, so per-object workers are cheap: no
+    # limit (a limit made new objects wait for idle workers to expire), and short idle lives.
+    settings.queueing.worker_limit = None
+    settings.queueing.idle_timeout = 1.0
     settings.networking.request_timeout = 60
 
 

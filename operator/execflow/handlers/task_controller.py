@@ -149,6 +149,7 @@ class TaskController:
         self._scheduler_failures: dict[Key, tuple[str, str]] = {}
         # (namespace, task name) -> the tasks that depend on it, to wake them when it changes.
         self._dependents: dict[Key, set[Key]] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
         self._wake_dispatch = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Completed executions by (namespace, cache key): the execution cache's index.
@@ -458,9 +459,23 @@ class TaskController:
             return None
         return CachedResult(task=entry[0], result=entry[2], exit_code=entry[3])
 
+    def _lock(self, key: Key) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
     async def reconcile(self, key: Key) -> None:
         if key in self._starting:
             return
+        # A start for this task waits until this reconcile's status write has landed, so a
+        # late "Queued" write can never overwrite the start's "Running".
+        async with self._lock(key):
+            await self._reconcile(key)
+        if key not in self.store.tasks:
+            self._locks.pop(key, None)
+
+    async def _reconcile(self, key: Key) -> None:
         body = self.store.tasks.get(key)
         if body is None:
             self.dispatcher.forget(key)
@@ -476,7 +491,11 @@ class TaskController:
             self.dispatcher.mark_running(running_task(key, spec, tool, started))
         elif decision.wants_slot and spec is not None:
             status = body.get("status") or {}
-            queued_at = parse_time(status.get("queuedAt")) or now
+            queued_at = (
+                parse_time(status.get("queuedAt"))
+                or parse_time(body["metadata"].get("creationTimestamp"))
+                or now
+            )
             if view.status.phase != TaskPhase.QUEUED:
                 queued_at = now if key not in self._preempted else queued_at
             self.dispatcher.offer(waiting_task(key, spec, tool, queued_at))
@@ -644,7 +663,8 @@ class TaskController:
     async def _start(self, key: Key) -> None:
         self._starting.add(key)
         try:
-            await self._start_attempt(key)
+            async with self._lock(key):
+                await self._start_attempt(key)
         finally:
             self._starting.discard(key)
             self.queue.add(key)
@@ -677,7 +697,9 @@ class TaskController:
             job = self.kube.api_client.sanitize_for_serialization(existing)
         self.store.put_child("job", job, deleted=False)
         status = body.get("status") or {}
-        queued_at = parse_time(status.get("queuedAt"))
+        queued_at = parse_time(status.get("queuedAt")) or parse_time(
+            body["metadata"].get("creationTimestamp")
+        )
         if queued_at is not None:
             metrics.QUEUE_WAIT.labels(priority=spec.priority.value).observe(
                 max(0.0, (now - queued_at).total_seconds())
