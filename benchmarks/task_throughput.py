@@ -91,6 +91,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from execflow.kube.crds import install_crds
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "task_throughput.json"
 GROUP, VERSION, PLURAL = "execflow.dev", "v1alpha1", "tasks"
@@ -196,36 +198,6 @@ def drain(response: Any) -> None:
     """Read a `_preload_content=False` reply to its end, so its connection can be reused."""
     response.read()
     response.release_conn()
-
-
-def install_crds(api: client.ApiClient) -> None:
-    extensions = client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
-            if not crd:
-                continue
-            name = crd["metadata"]["name"]
-            names.append(name)
-            try:
-                extensions.create_custom_resource_definition(crd)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                current = extensions.read_custom_resource_definition(name)
-                crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-                extensions.replace_custom_resource_definition(name, crd)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        established = 0
-        for name in names:
-            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                established += 1
-        if established == len(names):
-            return
-        time.sleep(0.5)
-    raise RuntimeError("the CRDs were not established within 60 s")
 
 
 def create_namespace(api: client.ApiClient, name: str) -> None:
