@@ -129,6 +129,9 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # kopf reports every handled watch event at INFO; execflow's own log says what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         settings = read_settings(settings_path)
     except (OSError, ValueError) as error:

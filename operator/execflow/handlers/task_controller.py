@@ -63,7 +63,7 @@ from execflow.kube.store import Body, Key, Store, key_of
 log = logging.getLogger("execflow.tasks")
 
 GROUP, VERSION = GROUP_VERSION.split("/")
-WORKERS = 8
+WORKERS = 32
 DEFAULT_CACHE_TTL = datetime.timedelta(hours=1)
 DISPATCH_TICK = 1.0
 TERMINAL_PHASES = frozenset(p.value for p in TaskPhase if p.is_terminal)

@@ -16,7 +16,7 @@ from kubernetes import client, config
 
 T = TypeVar("T")
 
-API_THREADS = 16
+API_THREADS = 32
 
 
 class Connection:
