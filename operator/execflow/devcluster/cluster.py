@@ -95,6 +95,15 @@ def _alive(pid: int) -> bool:
     return status != "Z"
 
 
+def _runs(pid: int, name: str) -> bool:
+    """Whether pid is still our component (after a reboot the number may belong to another)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return command.decode(errors="replace").endswith(f"/{name}")
+
+
 def _log_tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return "(no log)"
@@ -197,7 +206,7 @@ class LocalCluster:
         if state is not None:
             for name in reversed(START_ORDER):
                 pid = state.pids.get(name)
-                if pid is None or not _alive(pid):
+                if pid is None or not _alive(pid) or not _runs(pid, name):
                     continue
                 try:
                     os.killpg(pid, signal.SIGTERM)
