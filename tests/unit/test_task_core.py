@@ -10,7 +10,7 @@ import pytest
 
 from execflow.api.task import Priority
 from execflow.core.cache_keys import execution_key
-from execflow.core.results import parse_result, result_digest
+from execflow.core.results import parse_result
 from execflow.core.task_spec import SpecError, deep_merge, effective_spec
 from execflow.core.templating import TemplateError, render_args
 
@@ -99,11 +99,6 @@ def test_non_standard_json_constants_are_kept_as_string(message: str) -> None:
 @pytest.mark.parametrize("message", [None, "", "   ", "\n"])
 def test_empty_termination_message_is_an_empty_result(message: str | None) -> None:
     assert parse_result(message) == {}
-
-
-def test_result_digest_ignores_key_order() -> None:
-    assert result_digest({"a": 1, "b": [1, 2]}) == result_digest({"b": [1, 2], "a": 1})
-    assert result_digest({"a": 1}) != result_digest({"a": 2})
 
 
 # --- cache keys -------------------------------------------------------------------------------

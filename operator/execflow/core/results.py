@@ -7,7 +7,6 @@ message is an empty result (`{}`), so a task that prints nothing still completes
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -26,9 +25,3 @@ def parse_result(message: str | None) -> Any:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; the API server would refuse them in the status.
     raise ValueError(f"{name} is not JSON")
-
-
-def result_digest(result: Any) -> str:
-    """sha256 of a result in canonical JSON form (sorted keys, no spaces)."""
-    canonical = json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -286,7 +286,3 @@ def running_message(attempt: int, job_name: str) -> str:
 def next_attempt_number(status: TaskStatus, attempts: tuple[Attempt, ...]) -> int:
     """Attempts are numbered from 1 and never reused, even when a Job was deleted."""
     return max([status.attempts, *(a.number for a in attempts)]) + 1
-
-
-def deadline_seconds(spec: TaskSpec) -> float | None:
-    return parse_duration(spec.timeout).total_seconds() if spec.timeout else None

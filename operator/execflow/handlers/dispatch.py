@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.utils import parse_quantity
@@ -115,9 +114,6 @@ class Dispatcher:
     def learn(self, tool: str, seconds: float) -> None:
         self.scheduler.learn_duration(tool, seconds)
 
-    def is_running(self, key: Key) -> bool:
-        return task_key(key) in self._running
-
     def decide(self, now: datetime.datetime, capacity: Capacity | None) -> Plan:
         started = time.perf_counter()
         plan = self.scheduler.schedule(now.timestamp(), capacity)
@@ -141,10 +137,6 @@ class Dispatcher:
             metrics.QUEUE_DEPTH.labels(queue=queue).set(depth.waiting + depth.overflow)
         return plan
 
-    def waiting_since(self, key: str) -> tuple[float, int] | None:
-        task = self._waiting.get(key)
-        return None if task is None else (task.queued_at, task.priority)
-
     def reconfigure(self, settings: OperatorSettings) -> None:
         """New settings: a new scheduler that knows every task the old one knew."""
         scheduler = Scheduler(settings, estimator=self.scheduler.estimator)
@@ -157,6 +149,3 @@ class Dispatcher:
 
     def has_waiting(self) -> bool:
         return bool(self._waiting)
-
-    def depths(self) -> Mapping[str, Any]:
-        return self.scheduler.depths()
