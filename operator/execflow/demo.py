@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from kubernetes import client, config
 from rich.console import Console
 from rich.table import Table
 
-from execflow.devcluster.cluster import LocalCluster, NodeShape
+from execflow.devcluster.cluster import LocalCluster, NodeShape, free_port
 from execflow.kube.crds import install_crds
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -111,13 +110,6 @@ def _table(outcomes: dict[str, dict[str, Any]]) -> Table:
     return table
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def main() -> int:
     console = Console()
     say = console.print
@@ -128,7 +120,7 @@ def main() -> int:
     install_crds(api)
     namespace = "execflow-demo-" + datetime.datetime.now().strftime("%H%M%S")
     client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
-    port = _free_port()
+    port = free_port()
     log_path = Path(kubeconfig).parent / "demo-operator.log"
     say(f"starting the operator for namespace {namespace} (log: {log_path})")
     with log_path.open("wb") as log:

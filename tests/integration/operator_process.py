@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -17,14 +16,8 @@ from typing import Any
 
 from kubernetes import client
 
+from execflow.devcluster.cluster import free_port
 from tests.integration.waiting import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class OperatorProcess:
@@ -38,7 +31,7 @@ class OperatorProcess:
         self.starts = 0
 
     def start(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.starts += 1
         args = [sys.executable, "-m", "execflow.cli.main", "run", "--metrics-port", str(self.port)]
         if self.settings:

@@ -89,10 +89,13 @@ class Plan:
     run_seconds: float | None = None  # duration of a successful attempt, for learning
 
 
-def _iso(moment: datetime.datetime | None) -> str | None:
-    if moment is None:
-        return None
+def rfc3339(moment: datetime.datetime) -> str:
+    """A status timestamp: UTC with a Z, microseconds kept (ordering within a second matters)."""
     return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    return None if moment is None else rfc3339(moment)
 
 
 def retry_rule(spec: TaskSpec) -> RetryRule:

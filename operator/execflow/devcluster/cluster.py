@@ -73,7 +73,8 @@ class ClusterState:
         path.write_text(json.dumps(asdict(self), indent=2))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -151,7 +152,7 @@ class LocalCluster:
         pki.generate(self.pki_dir, SERVICE_IP)
         state = ClusterState(
             ports={
-                name: _free_port()
+                name: free_port()
                 for name in (
                     "etcd",
                     "etcd-peer",

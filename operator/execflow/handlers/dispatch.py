@@ -119,18 +119,10 @@ class Dispatcher:
         plan = self.scheduler.schedule(now.timestamp(), capacity)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
         for start in plan.starts:
-            task = self._waiting.pop(start.key, None)
-            if task is not None:
-                self._running[start.key] = RunningTask(
-                    key=task.key,
-                    queue=task.queue,
-                    priority=task.priority,
-                    started_at=now.timestamp(),
-                    tool=task.tool,
-                    exclusive=task.exclusive,
-                    mutex=task.mutex,
-                    requests=task.requests,
-                )
+            self._waiting.pop(start.key, None)
+            running = self.scheduler.running_task(start.key)
+            if running is not None:
+                self._running[start.key] = running
         for failure in plan.failures:
             self._waiting.pop(failure.key, None)
         for queue, depth in plan.depths.items():

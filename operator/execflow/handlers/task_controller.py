@@ -41,6 +41,7 @@ from execflow.core.task_lifecycle import (
     TaskView,
     next_attempt_number,
     plan,
+    rfc3339,
     running_message,
 )
 from execflow.core.task_spec import SpecError, effective_spec
@@ -74,10 +75,6 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-
-
 def succeeded_condition(phase: str) -> tuple[str, str]:
     if phase == TaskPhase.COMPLETED:
         return "True", "Succeeded"
@@ -97,36 +94,21 @@ def merge_conditions(
     now: datetime.datetime,
 ) -> list[dict[str, Any]]:
     """Set one condition by type; lastTransitionTime moves only when its status changes."""
-    result: list[dict[str, Any]] = []
-    found = False
-    for condition in existing:
-        if condition.get("type") != type_:
-            result.append(dict(condition))
-            continue
-        found = True
-        changed = condition.get("status") != status
-        result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": _iso(now) if changed else condition.get("lastTransitionTime"),
-                "observedGeneration": generation,
-            }
-        )
-    if not found:
-        result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": _iso(now),
-                "observedGeneration": generation,
-            }
-        )
-    return result
+    previous = next((c for c in existing if c.get("type") == type_), None)
+    transition = (
+        previous.get("lastTransitionTime")
+        if previous is not None and previous.get("status") == status
+        else rfc3339(now)
+    )
+    updated = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition,
+        "observedGeneration": generation,
+    }
+    return [dict(c) for c in existing if c.get("type") != type_] + [updated]
 
 
 class TaskController:
@@ -509,7 +491,7 @@ class TaskController:
                 phase=TaskPhase.QUEUED.value,
                 reason=reason,
                 message=message,
-                queuedAt=_iso(queued_at),
+                queuedAt=rfc3339(queued_at),
             )
             self._wake_dispatch.set()
         elif self.dispatcher.forget(key):
@@ -714,9 +696,9 @@ class TaskController:
             "nextRetryAt": None,
         }
         if not status.get("startTime"):
-            patch["startTime"] = _iso(now)
+            patch["startTime"] = rfc3339(now)
         if not status.get("queuedAt"):
-            patch["queuedAt"] = _iso(now)
+            patch["queuedAt"] = rfc3339(now)
         if spec.cache.enabled:
             patch["cacheKey"] = self._cache_key(spec, tool)
         decision = Plan(
