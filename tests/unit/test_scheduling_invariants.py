@@ -98,6 +98,17 @@ def check_plan(
 ) -> None:
     started = [start.key for start in plan.starts]
     assert len(started) == len(set(started))
+    check_starts(world, plan, now)
+    check_failures(world, plan, now, scheduler)
+    check_resources(world, plan, capacity)
+    for key in started:
+        world.waiting.discard(key)
+        world.running[key] = world.tasks[key]
+    check_preemptions(world, plan)
+    check_limits(world, scheduler)
+
+
+def check_starts(world: World, plan: Plan, now: float) -> None:
     for start in plan.starts:
         assert start.key in world.waiting, "only waiting tasks start"
         task = world.tasks[start.key]
@@ -106,6 +117,9 @@ def check_plan(
             assert any(window_open_utc(window, now) for window in task.time_windows)
         if task.deadline is not None and task.estimated_duration is not None:
             assert now + task.estimated_duration <= task.deadline
+
+
+def check_failures(world: World, plan: Plan, now: float, scheduler: Scheduler) -> None:
     for failure in plan.failures:
         assert failure.reason == DEADLINE_MISSED
         task = world.tasks[failure.key]
@@ -117,17 +131,18 @@ def check_plan(
         assert now + known > task.deadline
         world.waiting.discard(failure.key)
 
-    # Resources: what was planned onto a node fits what was free on it, and quotas hold.
+
+def check_resources(world: World, plan: Plan, capacity: Capacity) -> None:
+    """What was planned onto a node fits what was free on it, and quotas hold."""
     free = {node.name: node.free for node in capacity.nodes}
     used: dict[str, list[int]] = {name: [0, 0] for name in free}
     per_namespace: dict[str, list[int]] = {}
     for start in plan.starts:
         task = world.tasks[start.key]
-        if world.queues[task.queue].resource_aware:
-            assert start.node is not None
-            used[start.node][0] += task.requests.cpu_millis
-            used[start.node][1] += task.requests.memory_bytes
-            totals = per_namespace.setdefault(task.namespace, [0, 0])
+        if not world.queues[task.queue].resource_aware:
+            continue
+        assert start.node is not None
+        for totals in (used[start.node], per_namespace.setdefault(task.namespace, [0, 0])):
             totals[0] += task.requests.cpu_millis
             totals[1] += task.requests.memory_bytes
     for name, (cpu, memory) in used.items():
@@ -137,11 +152,9 @@ def check_plan(
         if quota is not None:
             assert cpu <= quota.cpu_millis and memory <= quota.memory_bytes
 
-    for key in started:
-        world.waiting.discard(key)
-        world.running[key] = world.tasks[key]
 
-    # Preemption: victims run in the preemptor's queue at a strictly lower priority.
+def check_preemptions(world: World, plan: Plan) -> None:
+    """Victims run in the preemptor's queue at a strictly lower priority."""
     for preemption in plan.preemptions:
         victim = world.running[preemption.victim]
         preemptor = world.tasks[preemption.preemptor]
@@ -151,7 +164,9 @@ def check_plan(
         assert preemptor.priority >= HIGH
         assert victim.priority < preemptor.priority
 
-    # Limits on what runs at once.
+
+def check_limits(world: World, scheduler: Scheduler) -> None:
+    """Limits on what runs at once, and the scheduler's index agrees with the world."""
     per_queue = Counter(task.queue for task in world.running.values())
     for queue, count in per_queue.items():
         assert count <= world.queues[queue].max_concurrent_tasks
@@ -161,8 +176,6 @@ def check_plan(
         task.mutex_key for task in world.running.values() if task.mutex_key is not None
     )
     assert all(count == 1 for count in mutexes.values()), "a mutex is held once"
-
-    # The scheduler's index agrees with the world.
     assert scheduler.running_keys() == set(world.running)
     depths = scheduler.depths()
     for queue in QUEUES:

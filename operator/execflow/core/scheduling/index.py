@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from execflow.core.scheduling.model import BlockReason, WaitingTask
 
-_COMPACT_SLACK = 256
+COMPACT_SLACK = 256
 """Stale heap items tolerated beyond the live count before a heap is rebuilt."""
 
 
@@ -149,7 +149,7 @@ class StrategyOrder:
 
     def compact(self, live: int) -> None:
         """Drop stale items when they outnumber the `live` entries by far."""
-        if self._items <= 2 * live + _COMPACT_SLACK:
+        if self._items <= 2 * live + COMPACT_SLACK:
             return
         self._items = 0
         for lane, heap in list(self._lanes.items()):
@@ -200,7 +200,7 @@ class DueOrder:
 
     def compact(self, live: int) -> None:
         """Drop stale items when they outnumber the `live` entries by far."""
-        if len(self._heap) <= 2 * live + _COMPACT_SLACK:
+        if len(self._heap) <= 2 * live + COMPACT_SLACK:
             return
         kept = [
             item

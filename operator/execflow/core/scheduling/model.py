@@ -14,7 +14,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 LOW = 0
 NORMAL = 1
@@ -37,10 +37,16 @@ class BlockReason(enum.StrEnum):
     MUTEX_HELD = "MutexHeld"
     EXCLUSIVE_RUNNING = "ExclusiveRunning"
     WAITING_FOR_CAPACITY = "WaitingForCapacity"
+    NO_SCHEDULABLE_NODES = "NoSchedulableNodes"
 
 
 DEADLINE_MISSED = "DeadlineMissed"
 """The reason of a waiting task failed because it can no longer finish by its deadline."""
+
+
+def utc_text(epoch: float) -> str:
+    """An instant as messages show it: UTC, to the second, e.g. "2026-01-15T21:00:00Z"."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_finite(name: str, value: float) -> None:
@@ -129,23 +135,19 @@ class TimeWindow:
 
 
 @dataclass(frozen=True, slots=True)
-class WaitingTask:
-    """A task that wants to start, as the scheduler needs to know it.
+class TaskShape:
+    """What the scheduler knows of every task, waiting or running.
 
-    `key` is "namespace/name". `queued_at` is when the task first entered its queue (epoch
-    seconds); a task put back after preemption keeps it, so its wait counts from then.
-    `estimated_duration` is the user's estimate in seconds; without it the estimate is learned per
-    `tool`. `mutex` is the name from the spec; the scheduler scopes it to the task's namespace.
+    `key` is "namespace/name". `mutex` is the name from the spec; the scheduler scopes it to the
+    task's namespace. Every field after `key` is keyword-only, so that the fields each kind adds
+    can never be confused by position with these.
     """
 
     key: str
+    _: KW_ONLY
     queue: str = "default"
     priority: int = NORMAL
-    queued_at: float = 0.0
-    estimated_duration: float | None = None
     tool: str | None = None
-    deadline: float | None = None
-    time_windows: tuple[TimeWindow, ...] = ()
     exclusive: bool = False
     mutex: str | None = None
     requests: Resources = NO_RESOURCES
@@ -153,13 +155,6 @@ class WaitingTask:
     def __post_init__(self) -> None:
         _namespace_of(self.key)
         _check_priority(self.priority)
-        _check_finite("queued_at", self.queued_at)
-        if self.estimated_duration is not None:
-            _check_finite("estimated_duration", self.estimated_duration)
-            if self.estimated_duration < 0:
-                raise ValueError("estimated_duration must not be negative")
-        if self.deadline is not None:
-            _check_finite("deadline", self.deadline)
         if self.mutex == "":
             raise ValueError("mutex must be a non-empty name or None")
 
@@ -174,34 +169,58 @@ class WaitingTask:
         return None if self.mutex is None else f"{self.namespace}/{self.mutex}"
 
 
-@dataclass(frozen=True, slots=True)
-class RunningTask:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitingTask(TaskShape):
+    """A task that wants to start, as the scheduler needs to know it.
+
+    `queued_at` is when the task first entered its queue (epoch seconds); a task put back after
+    preemption keeps it, so its wait counts from then. `estimated_duration` is the user's estimate
+    in seconds; without it the estimate is learned per `tool`.
+    """
+
+    queued_at: float = 0.0
+    estimated_duration: float | None = None
+    deadline: float | None = None
+    time_windows: tuple[TimeWindow, ...] = ()
+
+    def __post_init__(self) -> None:
+        # By name: before Python 3.14 zero-argument super() fails in a slotted dataclass.
+        TaskShape.__post_init__(self)
+        _check_finite("queued_at", self.queued_at)
+        if self.estimated_duration is not None:
+            _check_finite("estimated_duration", self.estimated_duration)
+            if self.estimated_duration < 0:
+                raise ValueError("estimated_duration must not be negative")
+        if self.deadline is not None:
+            _check_finite("deadline", self.deadline)
+
+    def started(self, at: float) -> "RunningTask":
+        """The same task, running since `at`."""
+        return RunningTask(
+            key=self.key,
+            queue=self.queue,
+            priority=self.priority,
+            tool=self.tool,
+            exclusive=self.exclusive,
+            mutex=self.mutex,
+            requests=self.requests,
+            started_at=at,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningTask(TaskShape):
     """A task the scheduler started (or found running after a restart).
 
     It occupies a slot of its queue, its mutex and, while `exclusive`, its whole queue until the
     caller reports it ended. `started_at` dates the run so a success can teach the tool's duration.
     """
 
-    key: str
-    queue: str = "default"
-    priority: int = NORMAL
     started_at: float = 0.0
-    tool: str | None = None
-    exclusive: bool = False
-    mutex: str | None = None
-    requests: Resources = NO_RESOURCES
 
     def __post_init__(self) -> None:
-        _namespace_of(self.key)
-        _check_priority(self.priority)
+        TaskShape.__post_init__(self)
         _check_finite("started_at", self.started_at)
-        if self.mutex == "":
-            raise ValueError("mutex must be a non-empty name or None")
-
-    @property
-    def mutex_key(self) -> str | None:
-        """The mutex scoped to the namespace ("namespace/mutex"), or None."""
-        return None if self.mutex is None else f"{_namespace_of(self.key)}/{self.mutex}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +236,8 @@ class NodeCapacity:
 class Capacity:
     """The cluster's room for new tasks at one instant.
 
-    `nodes` lists the schedulable nodes only (the caller leaves out cordoned and tainted ones).
+    `nodes` lists the schedulable nodes only (the caller leaves out cordoned, tainted and NotReady
+    ones); when none is left, nothing starts and waiting tasks say `NoSchedulableNodes`.
     `quotas` maps a namespace to what its ResourceQuota still allows; a namespace absent from it is
     not limited.
     """
