@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.integration.objects import TERMINAL, create_task, jobs_of, patch_spec
+from tests.integration.objects import TERMINAL, create_task, events_of, jobs_of, patch_spec
 from tests.integration.operator_process import OperatorProcess, wait_phase
 from tests.integration.waiting import wait_for
 
@@ -252,15 +252,17 @@ def test_exclusive_task_runs_alone_in_its_queue(
 def test_time_window_holds_the_start_until_it_opens(
     api: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
-    tokyo = datetime.datetime.now(datetime.UTC).astimezone(
+    # A window opening at a minute boundary at least 20 s away (windows are whole minutes).
+    tokyo_now = datetime.datetime.now(datetime.UTC).astimezone(
         datetime.timezone(datetime.timedelta(hours=9))
     )
-    closed = {
-        "start": (tokyo + datetime.timedelta(hours=2)).strftime("%H:%M"),
-        "end": (tokyo + datetime.timedelta(hours=3)).strftime("%H:%M"),
+    opening = (tokyo_now + datetime.timedelta(seconds=80)).replace(second=0, microsecond=0)
+    window = {
+        "start": opening.strftime("%H:%M"),
+        "end": (opening + datetime.timedelta(hours=1)).strftime("%H:%M"),
         "timeZone": "Asia/Tokyo",
     }
-    create_task(api, namespace, "night-job", constraints={"timeWindows": [closed]})
+    create_task(api, namespace, "night-job", constraints={"timeWindows": [window]})
 
     def outside() -> bool:
         status = wait_phase(api, namespace, "night-job", {"Queued"})["status"]
@@ -268,13 +270,9 @@ def test_time_window_holds_the_start_until_it_opens(
 
     wait_for(outside, 30, "reason OutsideTimeWindow")
     assert jobs_of(api, namespace, "night-job") == []
-    open_now = {
-        "start": (tokyo - datetime.timedelta(minutes=5)).strftime("%H:%M"),
-        "end": (tokyo + datetime.timedelta(hours=1)).strftime("%H:%M"),
-        "timeZone": "Asia/Tokyo",
-    }
-    patch_spec(api, namespace, "night-job", constraints={"timeWindows": [open_now]})
-    assert _finish_all(api, namespace, ["night-job"])["night-job"]["phase"] == "Completed"
+    status = wait_phase(api, namespace, "night-job", TERMINAL, timeout=150)["status"]
+    assert status["phase"] == "Completed"
+    assert _time(status["startTime"]) >= opening, "not started before its window opened"
 
 
 def test_task_that_cannot_meet_its_deadline_fails_before_taking_a_slot(
@@ -300,11 +298,14 @@ def test_critical_task_preempts_a_lower_priority_one(
     wait_phase(api, namespace, "victim", {"Running"})
     create_task(api, namespace, "urgent", queue="preempt", priority="Critical")
 
-    def preempted() -> bool:
-        status = wait_phase(api, namespace, "victim", {"Queued", "Running", "Completed"})
-        return bool(status["status"].get("reason") == "Preempted")
-
-    wait_for(preempted, 30, "the victim to be re-queued with reason Preempted")
+    # The victim is Queued with reason Preempted only until the slot frees again, which may be
+    # a fraction of a second: the Event is the lasting record of the eviction.
+    evicted = wait_for(
+        lambda: "Preempted" in (reasons := events_of(api, namespace, "victim")) and reasons,
+        30,
+        "the victim's Preempted Event",
+    )
+    assert evicted.count("Preempted") == 1
     statuses = _finish_all(api, namespace, ["victim", "urgent"])
     assert statuses["urgent"]["phase"] == "Completed"
     # The eviction is not a failure: with no retries allowed the victim still completes.

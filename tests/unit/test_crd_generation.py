@@ -1,32 +1,45 @@
 """CRD generation from the API models: structural schemas, admission rules, current YAML files.
 
 Pure: the generated schemas are inspected as data, and the admission rules that are plain OpenAPI
-(enum, minimum/maximum, pattern) are exercised with a JSON Schema validator standing in for the API
-server. The CEL rule is checked for presence; its behaviour is mirrored by the model validator.
+(enum, minimum/maximum, types) are exercised with a JSON Schema validator standing in for the API
+server. The CEL rules are checked for their text and for carrying the same regular expressions as
+the Python validators; tests/integration/test_admission.py runs them on the real API server.
 """
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import pytest
 import yaml
 from pydantic import BaseModel, Field
 
+from execflow.api.admission import AdmissionRule, matches
+from execflow.api.common import QUANTITY_MESSAGE, QUANTITY_RULE
 from execflow.api.crdgen import (
     KINDS,
     CustomResourceKind,
+    ImmutableSpec,
     PrinterColumn,
     SchemaError,
     build_crd,
     check_crds,
+    immutability_rule,
     main,
     openapi_schema,
     render_crds,
 )
-from execflow.api.durations import DURATION_PATTERN
-from execflow.api.task import TIME_OF_DAY_PATTERN
+from execflow.api.durations import DURATION_MESSAGE, DURATION_PATTERN
+from execflow.api.task import (
+    TASK_SPEC_IMMUTABLE_MESSAGE,
+    TIME_OF_DAY_MESSAGE,
+    TIME_OF_DAY_PATTERN,
+    TIME_ZONE_MESSAGE,
+    TIME_ZONE_PATTERN,
+    TaskSpec,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED_CRDS = REPO_ROOT / "crds"
@@ -117,6 +130,18 @@ def with_spec(**fields: Any) -> dict[str, Any]:
     return {**VALID_TASK, "spec": {**VALID_TASK["spec"], **fields}}
 
 
+def rules_at(schema: dict[str, Any], path: str) -> list[dict[str, str]]:
+    rules: list[dict[str, str]] = node_at(schema, path).get("x-kubernetes-validations", [])
+    return rules
+
+
+def cel_literal_in(rule: str) -> str:
+    """The first single-quoted CEL string literal in `rule`, unescaped."""
+    found = re.search(r"'((?:[^'\\]|\\.)*)'", rule)
+    assert found is not None, rule
+    return re.sub(r"\\(.)", r"\1", found.group(1))
+
+
 def test_committed_crds_equal_a_fresh_generation() -> None:
     rendered = render_crds()
 
@@ -180,17 +205,58 @@ def test_root_metadata_is_left_to_the_api_server(kind: str) -> None:
 
 
 def test_task_spec_requires_exactly_one_of_tool_ref_and_container_via_cel() -> None:
-    rules = schema_of("Task")["properties"]["spec"]["x-kubernetes-validations"]
+    rules = rules_at(schema_of("Task"), ".spec")
 
-    assert rules == [
-        {
-            "rule": "has(self.toolRef) != has(self.container)",
-            "message": "exactly one of spec.toolRef or spec.container must be set",
-        }
-    ]
+    assert rules[0] == {
+        "rule": "has(self.toolRef) != has(self.container)",
+        "message": "exactly one of spec.toolRef or spec.container must be set",
+    }
 
 
-def test_task_schema_declares_enums_bounds_and_patterns() -> None:
+def test_task_spec_is_immutable_except_suspend_and_cancel() -> None:
+    spec = node_at(schema_of("Task"), ".spec")
+    (immutable,) = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+
+    compared = re.findall(r"has\((?:dyn\()?self\)?\.(\w+)\) == has\(", immutable["rule"])
+
+    assert immutable["message"] == TASK_SPEC_IMMUTABLE_MESSAGE
+    assert sorted(compared) == sorted(set(spec["properties"]) - {"suspend", "cancel"})
+    assert {field.alias for field in TaskSpec.model_fields.values()} == set(spec["properties"])
+    # parameters is a map of arbitrary JSON values, which CEL only reaches through dyn().
+    assert "dyn(self).parameters == dyn(oldSelf).parameters" in immutable["rule"]
+    assert "self.queue == oldSelf.queue" in immutable["rule"]
+
+
+def test_the_immutability_rule_compares_presence_and_value_of_every_other_field() -> None:
+    spec = {
+        "type": "object",
+        "properties": {
+            "size": {"type": "integer"},
+            "extra": {
+                "type": "object",
+                "additionalProperties": {
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "nullable": True,
+                },
+            },
+            "paused": {"type": "boolean"},
+        },
+    }
+
+    assert immutability_rule(spec, ["paused"]) == (
+        "has(self.size) == has(oldSelf.size) && (!has(self.size) || self.size == oldSelf.size)"
+        " && has(dyn(self).extra) == has(dyn(oldSelf).extra)"
+        " && (!has(dyn(self).extra) || dyn(self).extra == dyn(oldSelf).extra)"
+    )
+    with pytest.raises(SchemaError, match="not in the spec"):
+        immutability_rule(spec, ["stopped"])
+
+
+def test_tool_spec_has_no_immutability_rule() -> None:
+    assert "x-kubernetes-validations" not in node_at(schema_of("Tool"), ".spec")
+
+
+def test_task_schema_declares_enums_bounds_and_formats() -> None:
     schema = schema_of("Task")
 
     assert node_at(schema, ".spec.priority")["enum"] == ["Low", "Normal", "High", "Critical"]
@@ -225,40 +291,117 @@ def test_task_schema_declares_enums_bounds_and_patterns() -> None:
     assert (backoff["type"], backoff["minimum"]) == ("number", 1)
     for bound in ("start", "end"):
         window = node_at(schema, f".spec.constraints.timeWindows[].{bound}")
-        assert window["pattern"] == TIME_OF_DAY_PATTERN
+        assert window["maxLength"] == 5
+        assert window["x-kubernetes-validations"] == [
+            {"rule": f"self.matches('{TIME_OF_DAY_PATTERN}')", "message": TIME_OF_DAY_MESSAGE}
+        ]
     assert node_at(schema, ".spec.constraints.deadline")["format"] == "date-time"
 
 
-def test_every_duration_field_carries_the_duration_pattern() -> None:
+@pytest.mark.parametrize("kind", sorted(KIND_BY_NAME))
+def test_no_schema_node_answers_with_a_regular_expression(kind: str) -> None:
+    assert "pattern" not in set(all_keys(schema_of(kind)))
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_BY_NAME))
+def test_every_cel_rule_has_a_message_in_words(kind: str) -> None:
+    rules = [
+        rule
+        for _, node in schema_nodes(schema_of(kind))
+        for rule in node.get("x-kubernetes-validations", [])
+    ]
+
+    assert rules
+    for rule in rules:
+        assert rule["message"]
+        assert not set(rule["message"]) & set("^$\\[]|"), rule["message"]
+
+
+def test_every_duration_field_carries_the_duration_rule() -> None:
     schema = schema_of("Task")
 
-    with_pattern = {
-        path for path, node in schema_nodes(schema) if node.get("pattern") == DURATION_PATTERN
+    duration_rule = {"rule": matches(DURATION_PATTERN), "message": DURATION_MESSAGE}
+
+    with_rule = {
+        path
+        for path, node in schema_nodes(schema)
+        if duration_rule in node.get("x-kubernetes-validations", [])
     }
 
-    assert with_pattern == {
+    assert with_rule == {
         ".spec.timeout",
         ".spec.estimatedDuration",
         ".spec.retryPolicy.retryDelay",
         ".spec.retryPolicy.maxRetryDelay",
         ".spec.cache.ttl",
     }
+    for path in with_rule:
+        assert node_at(schema, path)["maxLength"] == 64
 
 
-def test_free_form_fields_preserve_unknown_fields() -> None:
+@pytest.mark.parametrize(
+    ("path", "pattern"),
+    [
+        (".spec.timeout", DURATION_PATTERN),
+        (".spec.constraints.timeWindows[].start", TIME_OF_DAY_PATTERN),
+        (".spec.constraints.timeWindows[].timeZone", TIME_ZONE_PATTERN),
+    ],
+)
+def test_format_rules_carry_the_python_validators_regular_expression(
+    path: str, pattern: str
+) -> None:
+    (rule,) = rules_at(schema_of("Task"), path)
+
+    assert cel_literal_in(rule["rule"]) == pattern
+
+
+def test_time_zones_are_looked_up_by_the_api_server() -> None:
+    (rule,) = rules_at(schema_of("Task"), ".spec.constraints.timeWindows[].timeZone")
+
+    assert rule["message"] == TIME_ZONE_MESSAGE
+    assert "self != 'Local'" in rule["rule"]
+    assert rule["rule"].endswith("timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0")
+
+
+def test_free_form_maps_hold_any_json_value_under_each_key() -> None:
     task, tool = schema_of("Task"), schema_of("Tool")
 
     for schema, path in [
         (task, ".spec.parameters"),
         (task, ".spec.podTemplate.spec.tolerations[]"),
         (task, ".spec.podTemplate.spec.affinity"),
-        (task, ".spec.container.env[]"),
         (task, ".spec.container.env[].valueFrom"),
-        (tool, ".spec.inputSchema"),
         (tool, ".spec.defaults"),
-        (tool, ".spec.env[]"),
+        (tool, ".spec.inputSchema.properties"),
     ]:
-        assert node_at(schema, path)["x-kubernetes-preserve-unknown-fields"] is True, path
+        node = node_at(schema, path)
+        assert node["type"] == "object", path
+        assert node["additionalProperties"] == {
+            "x-kubernetes-preserve-unknown-fields": True,
+            "nullable": True,
+        }, path
+
+
+def test_objects_with_known_and_unknown_fields_preserve_the_unknown_ones() -> None:
+    task, tool = schema_of("Task"), schema_of("Tool")
+
+    for schema, path in [
+        (task, ".spec.container.env[]"),
+        (tool, ".spec.env[]"),
+        (tool, ".spec.inputSchema"),
+    ]:
+        node = node_at(schema, path)
+        assert node["x-kubernetes-preserve-unknown-fields"] is True, path
+        assert node["properties"], path
+
+
+def test_tool_input_schema_declares_the_types_of_required_and_properties() -> None:
+    input_schema = node_at(schema_of("Tool"), ".spec.inputSchema")
+
+    assert set(input_schema["properties"]) == {"required", "properties"}
+    assert input_schema["properties"]["required"]["type"] == "array"
+    assert input_schema["properties"]["required"]["items"] == {"type": "string"}
+    assert input_schema["properties"]["properties"]["type"] == "object"
 
 
 def test_a_result_may_be_any_json_value_in_the_schema() -> None:
@@ -268,11 +411,15 @@ def test_a_result_may_be_any_json_value_in_the_schema() -> None:
     assert "type" not in result
 
 
-def test_quantities_are_int_or_string() -> None:
-    for path in (".spec.resources.requests{}", ".spec.resources.limits{}"):
-        quantity = node_at(schema_of("Task"), path)
-        assert quantity["x-kubernetes-int-or-string"] is True
-        assert "pattern" in quantity
+def test_quantities_are_int_or_string_checked_by_the_api_servers_parser() -> None:
+    for kind in ("Task", "Tool"):
+        for path in (".spec.resources.requests{}", ".spec.resources.limits{}"):
+            quantity = node_at(schema_of(kind), path)
+            assert quantity["x-kubernetes-int-or-string"] is True
+            assert quantity["maxLength"] == 64
+            assert quantity["x-kubernetes-validations"] == [
+                {"rule": QUANTITY_RULE, "message": QUANTITY_MESSAGE}
+            ]
 
 
 def test_conditions_are_a_list_map_keyed_by_type() -> None:
@@ -304,12 +451,10 @@ def test_the_api_example_task_passes_the_schema() -> None:
         {"retryPolicy": {"maxRetries": -1}},
         {"retryPolicy": {"maxRetries": 1000}},
         {"retryPolicy": {"backoffMultiplier": 0.5}},
-        {"timeout": "5 minutes"},
-        {"retryPolicy": {"retryDelay": "1d"}},
-        {"cache": {"enabled": True, "ttl": "-1h"}},
-        {"constraints": {"timeWindows": [{"start": "25:00", "end": "06:00"}]}},
-        {"constraints": {"timeWindows": [{"start": "22:00", "end": "6pm"}]}},
-        {"resources": {"requests": {"memory": "lots"}}},
+        {"timeout": "1" * 65 + "s"},
+        {"constraints": {"timeWindows": [{"start": "22:00:00", "end": "06:00"}]}},
+        {"constraints": {"timeWindows": [{"start": "22:00", "end": "06:00", "timeZone": ""}]}},
+        {"dependencies": [{"task": ""}]},
         {"dependencies": [{"task": "a", "type": "Whenever"}]},
     ],
     ids=[
@@ -317,12 +462,10 @@ def test_the_api_example_task_passes_the_schema() -> None:
         "negative-retries",
         "absurd-retries",
         "backoff-below-one",
-        "malformed-timeout",
-        "malformed-retry-delay",
-        "negative-ttl",
-        "hour-out-of-range",
-        "malformed-window-end",
-        "malformed-quantity",
+        "overlong-timeout",
+        "overlong-window-start",
+        "empty-time-zone",
+        "empty-dependency-name",
         "unknown-dependency-type",
     ],
 )
@@ -458,3 +601,72 @@ def test_generation_refuses_a_property_without_a_description() -> None:
 
     with pytest.raises(SchemaError, match=r"spec\.size: every property needs a description"):
         openapi_schema(resource)
+
+
+class PatternedSpec(BaseModel):
+    """A spec whose field is checked by a regular expression."""
+
+    code: str = Field(pattern=r"^[A-Z]{3}$", description="A code.")
+
+
+class Patterned(BaseModel):
+    """A kind whose spec would answer a mismatch with the regular expression."""
+
+    spec: PatternedSpec = Field(description="The spec.")
+
+
+def test_generation_refuses_a_pattern_and_points_to_admission_rules() -> None:
+    resource = CustomResourceKind(model=Patterned, plural="patterneds", short_names=())
+
+    with pytest.raises(SchemaError, match=r"spec\.code: .*AdmissionRule"):
+        openapi_schema(resource)
+
+
+Code = Annotated[
+    str,
+    Field(max_length=3),
+    AdmissionRule("self.matches('^[A-Z]{3}$')", "must be three capital letters such as ABC"),
+]
+
+
+class CodedSpec(BaseModel):
+    """A spec with formats declared as admission rules, one of them optional."""
+
+    code: Code = Field(description="A code.")
+    codes: dict[str, Code] = Field(default_factory=dict, description="Codes by name.")
+    paused: bool = Field(default=False, description="Paused.")
+    fallback: Code | None = Field(default=None, description="Another code.")
+
+
+class Coded(BaseModel):
+    """A kind registered only by this test, with an immutable spec."""
+
+    spec: CodedSpec = Field(description="The spec.")
+
+
+def test_an_annotated_admission_rule_lands_on_the_fields_schema_node() -> None:
+    resource = CustomResourceKind(
+        model=Coded,
+        plural="codeds",
+        short_names=(),
+        immutable_spec=ImmutableSpec(mutable=("paused",), message="only paused may change"),
+    )
+    rule = {
+        "rule": "self.matches('^[A-Z]{3}$')",
+        "message": "must be three capital letters such as ABC",
+    }
+
+    spec = openapi_schema(resource)["properties"]["spec"]
+
+    assert spec["properties"]["code"] == {
+        "description": "A code.",
+        "maxLength": 3,
+        "type": "string",
+        "x-kubernetes-validations": [rule],
+    }
+    assert spec["properties"]["codes"]["additionalProperties"]["x-kubernetes-validations"] == [rule]
+    assert spec["properties"]["fallback"]["x-kubernetes-validations"] == [rule]
+    (immutable,) = spec["x-kubernetes-validations"]
+    assert immutable["message"] == "only paused may change"
+    assert "paused" not in immutable["rule"]
+    assert "self.fallback == oldSelf.fallback" in immutable["rule"]

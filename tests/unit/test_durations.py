@@ -1,4 +1,4 @@
-"""Go-style duration strings: parsing, formatting and the admission pattern agree (pure).
+"""Go-style duration strings: parsing, formatting and the admission rule's expression agree (pure).
 
 No cluster: the pattern is checked with Python's re, which agrees with RE2 on this grammar.
 """

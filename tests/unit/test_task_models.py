@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from execflow.api.common import EnvVar
+from execflow.api.common import QUANTITY_MESSAGE, EnvVar
 from execflow.api.task import (
+    TIME_OF_DAY_MESSAGE,
+    TIME_ZONE_MESSAGE,
     DependencyCondition,
     DependencyType,
     Priority,
@@ -23,7 +25,7 @@ from execflow.api.task import (
     TaskStatus,
     ToolReference,
 )
-from execflow.api.tool import Tool
+from execflow.api.tool import Tool, ToolSpec
 
 TASK_BODY: dict[str, Any] = {
     "apiVersion": "execflow.dev/v1alpha1",
@@ -282,6 +284,89 @@ def test_invalid_spec_values_are_refused(spec_fields: dict[str, Any], location: 
         TaskSpec.model_validate(minimal_spec(**spec_fields))
 
     assert any(location in map(str, error["loc"]) for error in caught.value.errors())
+
+
+@pytest.mark.parametrize(
+    ("spec_fields", "expected"),
+    [
+        ({"timeout": "5 minutes"}, "expected a Go-style duration such as"),
+        ({"resources": {"limits": {"cpu": "two"}}}, f"'two' {QUANTITY_MESSAGE}"),
+        (
+            {"constraints": {"timeWindows": [{"start": "7:30", "end": "09:00"}]}},
+            f"'7:30' {TIME_OF_DAY_MESSAGE}",
+        ),
+        (
+            {
+                "constraints": {
+                    "timeWindows": [{"start": "07:30", "end": "09:00", "timeZone": "Local"}]
+                }
+            },
+            f"'Local' {TIME_ZONE_MESSAGE}",
+        ),
+        (
+            {
+                "constraints": {
+                    "timeWindows": [{"start": "07:30", "end": "09:00", "timeZone": "Europe Berlin"}]
+                }
+            },
+            f"'Europe Berlin' {TIME_ZONE_MESSAGE}",
+        ),
+    ],
+    ids=["duration", "quantity", "time-of-day", "host-zone", "spaced-zone"],
+)
+def test_format_errors_name_the_expected_form_as_admission_does(
+    spec_fields: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        TaskSpec.model_validate(minimal_spec(**spec_fields))
+
+
+def test_the_model_checks_only_the_shape_of_a_time_zone_name() -> None:
+    # Whether the zone exists depends on the time zone database at hand: the API server checks it
+    # on admission, the scheduler when it evaluates the window.
+    window = {"start": "07:30", "end": "09:00", "timeZone": "Mars/Olympus"}
+
+    spec = TaskSpec.model_validate(minimal_spec(constraints={"timeWindows": [window]}))
+
+    assert spec.constraints.time_windows[0].time_zone == "Mars/Olympus"
+
+
+def test_quantities_may_be_integers_or_kubernetes_quantity_strings() -> None:
+    spec = TaskSpec.model_validate(
+        minimal_spec(resources={"requests": {"cpu": 2, "memory": "1.5Gi", "example.com/x": "1e3"}})
+    )
+
+    assert spec.resources.requests == {"cpu": 2, "memory": "1.5Gi", "example.com/x": "1e3"}
+
+
+@pytest.mark.parametrize(
+    ("input_schema", "expected"),
+    [
+        ({"type": "object", "required": "input"}, "required must be a list of parameter names"),
+        ({"type": "object", "required": [1]}, "required must be a list of parameter names"),
+        ({"type": "object", "properties": ["input"]}, "properties must be an object"),
+    ],
+    ids=["required-string", "required-numbers", "properties-list"],
+)
+def test_a_tool_input_schema_with_mistyped_keywords_is_refused(
+    input_schema: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        ToolSpec.model_validate({"image": "busybox", "inputSchema": input_schema})
+
+
+def test_a_tool_input_schema_is_otherwise_kept_as_written() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": ["object", "null"],
+        "required": ["input"],
+        "properties": {"input": {"type": "string"}, "any": True},
+        "additionalProperties": False,
+    }
+
+    assert ToolSpec.model_validate({"image": "busybox", "inputSchema": schema}).input_schema == (
+        schema
+    )
 
 
 def test_priority_rank_orders_low_to_critical() -> None:

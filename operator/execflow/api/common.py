@@ -7,10 +7,13 @@ metadata) are deliberately small: execflow reads and forwards them, it does not 
 """
 
 import enum
+import re
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from execflow.api.admission import AdmissionRule
 
 API_GROUP = "execflow.dev"
 API_VERSION = "v1alpha1"
@@ -21,6 +24,18 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 """Kubernetes resource.Quantity syntax ("500m", "128Mi", "2"), as the core API validates it."""
+
+QUANTITY_MAX_LENGTH = 64
+"""Longest quantity string accepted; bounds the cost of checking it at admission."""
+
+QUANTITY_MESSAGE = "must be a Kubernetes quantity such as 500m, 2, 128Mi or 1Gi"
+"""What admission answers for a malformed quantity, after the field's path."""
+
+# isQuantity is the parser the core API uses for pod resources; it takes only strings, so an
+# integer (always a valid quantity) is let through before a string is handed to it.
+QUANTITY_RULE = "type(self) == int || isQuantity(self)"
+
+_QUANTITY = re.compile(QUANTITY_PATTERN)
 
 
 class ExecflowModel(BaseModel):
@@ -36,8 +51,22 @@ class ExecflowModel(BaseModel):
 ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
 """The name of a Kubernetes object in the same namespace."""
 
-Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
+
+def _check_quantity(text: str) -> str:
+    if _QUANTITY.fullmatch(text) is None:
+        raise ValueError(f"{text!r} {QUANTITY_MESSAGE}")
+    return text
+
+
+Quantity = Annotated[
+    int | Annotated[str, Field(max_length=QUANTITY_MAX_LENGTH), AfterValidator(_check_quantity)],
+    AdmissionRule(QUANTITY_RULE, QUANTITY_MESSAGE),
+]
 """A Kubernetes resource quantity: an integer or a string such as "500m" or "128Mi"."""
+
+
+RESOURCE_NAMES_MAX = 64
+"""Most resource names in one requests or limits map; bounds the cost of admission checks."""
 
 
 class ResourceRequirements(ExecflowModel):
@@ -45,6 +74,7 @@ class ResourceRequirements(ExecflowModel):
 
     requests: dict[str, Quantity] = Field(
         default_factory=dict,
+        max_length=RESOURCE_NAMES_MAX,
         description=(
             "Minimum resources the container needs, by resource name (cpu, memory, "
             "ephemeral-storage, nvidia.com/gpu, ...). The scheduler only starts a task when "
@@ -53,6 +83,7 @@ class ResourceRequirements(ExecflowModel):
     )
     limits: dict[str, Quantity] = Field(
         default_factory=dict,
+        max_length=RESOURCE_NAMES_MAX,
         description="Maximum resources the container may use, by resource name.",
     )
 

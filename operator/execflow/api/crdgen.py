@@ -5,7 +5,14 @@ uses `$ref`, `title`, `anyOf` for Optional and int-or-string unions, and `additi
 for free-form objects. This module rewrites a model's schema into the structural form (references
 inlined, Optional collapsed, Kubernetes extensions for free-form and int-or-string values) and
 refuses anything it cannot express, including a property without a description, so `kubectl
-explain` stays useful and a new kind cannot slip in a schema the API server would reject.
+explain` stays useful and a new kind cannot slip in a schema the API server would reject. It also
+refuses an OpenAPI `pattern`: the API server answers a mismatch with the bare regular expression,
+so formats are CEL rules with a message in words (`execflow.api.admission.AdmissionRule`).
+
+A free-form map (`dict[str, Any]`) becomes a map of arbitrary JSON values rather than an object
+that keeps unknown fields: the API server then compares such maps key by key, which the
+immutability rule of a kind whose spec is fixed after creation relies on (its CEL equality skips
+unknown fields that only one side has).
 
 Kinds are listed in `KINDS`; adding one is one more `CustomResourceKind` entry.
 
@@ -27,8 +34,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
+from execflow.api.admission import VALIDATIONS, cel_field
 from execflow.api.common import API_GROUP, API_VERSION
-from execflow.api.task import Task
+from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TASK_SPEC_MUTABLE_FIELDS, Task
 from execflow.api.tool import Tool
 
 JsonSchema = dict[str, Any]
@@ -54,7 +62,6 @@ _COPIED_KEYWORDS = frozenset(
         "minProperties",
         "minimum",
         "multipleOf",
-        "pattern",
         "required",
         "type",
     }
@@ -62,6 +69,8 @@ _COPIED_KEYWORDS = frozenset(
 _DROPPED_KEYWORDS = frozenset({"title"})
 _PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
 _INT_OR_STRING = "x-kubernetes-int-or-string"
+# Any JSON value, null included: without `nullable` the API server would silently drop a null.
+_ANY_VALUE: JsonSchema = {_PRESERVE_UNKNOWN: True, "nullable": True}
 
 _API_VERSION_PROPERTY: JsonSchema = {
     "type": "string",
@@ -116,12 +125,25 @@ AGE_COLUMN = PrinterColumn(
 
 
 @dataclass(frozen=True)
+class ImmutableSpec:
+    """The spec may not change after creation, except the `mutable` fields (as a Job's template).
+
+    Adding or removing an optional field counts as a change. `message` is what the API server
+    answers, after the path `spec`.
+    """
+
+    mutable: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True)
 class CustomResourceKind:
     """A kind served by the operator, described by its root model (apiVersion, kind, spec, status).
 
     `schema_defaults` decides whether model defaults are written into the CRD schema, where the API
     server applies them on admission. A kind whose unset fields must stay distinguishable from
-    defaulted ones (a Task's, which a Tool's defaults may fill) turns it off.
+    defaulted ones (a Task's, which a Tool's defaults may fill) turns it off. `immutable_spec`
+    makes the API server refuse changes to the spec after creation.
     """
 
     model: type[BaseModel]
@@ -129,6 +151,7 @@ class CustomResourceKind:
     short_names: tuple[str, ...]
     printer_columns: tuple[PrinterColumn, ...] = ()
     schema_defaults: bool = True
+    immutable_spec: ImmutableSpec | None = None
 
     @property
     def kind(self) -> str:
@@ -179,6 +202,9 @@ KINDS: tuple[CustomResourceKind, ...] = (
             ),
         ),
         schema_defaults=False,
+        immutable_spec=ImmutableSpec(
+            mutable=TASK_SPEC_MUTABLE_FIELDS, message=TASK_SPEC_IMMUTABLE_MESSAGE
+        ),
     ),
 )
 """Every kind the operator serves, in the order their CRDs are listed."""
@@ -207,6 +233,13 @@ def openapi_schema(resource: CustomResourceKind) -> JsonSchema:
     if resource.model.model_fields["spec"].is_required():
         model_schema["required"] = ["spec"]
     schema = _structural(model_schema, context, resource.kind)
+    if resource.immutable_spec is not None:
+        spec = schema["properties"]["spec"]
+        rule = immutability_rule(spec, resource.immutable_spec.mutable, f"{resource.kind}.spec")
+        spec[VALIDATIONS] = [
+            *spec.get(VALIDATIONS, []),
+            {"rule": rule, "message": resource.immutable_spec.message},
+        ]
     schema["properties"] = {
         "apiVersion": _API_VERSION_PROPERTY,
         "kind": _KIND_PROPERTY,
@@ -214,6 +247,32 @@ def openapi_schema(resource: CustomResourceKind) -> JsonSchema:
         **schema["properties"],
     }
     return schema
+
+
+def immutability_rule(spec: JsonSchema, mutable: Sequence[str], path: str = "spec") -> str:
+    """A CEL transition rule on `spec`: no field but the `mutable` ones changed.
+
+    Each other field must be present in both the old and the new spec or in neither, and equal when
+    present, so adding or removing an optional field is a change too. (Optional equality,
+    `self.?f == oldSelf.?f`, would say the same in fewer words, but the API server cannot bound
+    its cost.) A field CEL cannot see, such as a map of arbitrary JSON values, is reached through
+    `dyn()`, which defers the lookup to evaluation time.
+    """
+    properties: Mapping[str, JsonSchema] = spec.get("properties", {})
+    unknown = [name for name in mutable if name not in properties]
+    if unknown:
+        raise SchemaError(f"{path}: mutable fields {unknown} are not in the spec")
+    clauses = []
+    for name, child in properties.items():
+        if name in mutable:
+            continue
+        field = cel_field(name)
+        new, old = ("self", "oldSelf") if _cel_visible(child) else ("dyn(self)", "dyn(oldSelf)")
+        clauses.append(
+            f"has({new}.{field}) == has({old}.{field})"
+            f" && (!has({new}.{field}) || {new}.{field} == {old}.{field})"
+        )
+    return " && ".join(clauses) or "true"
 
 
 def build_crd(resource: CustomResourceKind) -> JsonSchema:
@@ -351,31 +410,8 @@ def _structural(node: JsonSchema, context: _Context, path: str) -> JsonSchema:
     node = _flatten(node, context, path)
     result: JsonSchema = {}
     for keyword, value in node.items():
-        if keyword in _DROPPED_KEYWORDS:
-            continue
-        if keyword == "default":
-            if context.keep_defaults and value is not None:
-                result["default"] = value
-        elif keyword == "description":
-            result["description"] = " ".join(str(value).split())
-        elif keyword == "properties":
-            result["properties"] = {
-                name: _property(name, schema, context, path) for name, schema in value.items()
-            }
-        elif keyword == "items":
-            result["items"] = _structural(value, context, f"{path}[]")
-        elif keyword == "additionalProperties":
-            _additional_properties(value, node, result, context, path)
-        elif keyword in ("exclusiveMinimum", "exclusiveMaximum"):
-            # JSON Schema 2020-12 gives the bound; OpenAPI v3.0 wants minimum/maximum plus a flag.
-            result["minimum" if keyword == "exclusiveMinimum" else "maximum"] = value
-            result[keyword] = True
-        elif keyword == "const":
-            result["enum"] = [value]
-        elif keyword in _COPIED_KEYWORDS or keyword.startswith("x-kubernetes-"):
-            result[keyword] = value
-        else:
-            raise SchemaError(f"{path}: JSON Schema keyword {keyword!r} has no structural form")
+        if keyword not in _DROPPED_KEYWORDS:
+            _convert(keyword, value, node=node, result=result, context=context, path=path)
     untyped = "type" not in result and not result.get(_INT_OR_STRING)
     free_form_object = result.get("type") == "object" and not (
         "properties" in result or "additionalProperties" in result
@@ -383,6 +419,41 @@ def _structural(node: JsonSchema, context: _Context, path: str) -> JsonSchema:
     if untyped or free_form_object:
         result[_PRESERVE_UNKNOWN] = True
     return result
+
+
+def _convert(
+    keyword: str, value: Any, *, node: JsonSchema, result: JsonSchema, context: _Context, path: str
+) -> None:
+    """Write one JSON Schema keyword of `node` into `result` in its structural form."""
+    match keyword:
+        case "default":
+            if context.keep_defaults and value is not None:
+                result["default"] = value
+        case "description":
+            result["description"] = " ".join(str(value).split())
+        case "properties":
+            result["properties"] = {
+                name: _property(name, schema, context, path) for name, schema in value.items()
+            }
+        case "items":
+            result["items"] = _structural(value, context, f"{path}[]")
+        case "additionalProperties":
+            _additional_properties(value, node, result, context, path)
+        case "exclusiveMinimum" | "exclusiveMaximum":
+            # JSON Schema 2020-12 gives the bound; OpenAPI v3.0 wants minimum/maximum plus a flag.
+            result["minimum" if keyword == "exclusiveMinimum" else "maximum"] = value
+            result[keyword] = True
+        case "const":
+            result["enum"] = [value]
+        case "pattern":
+            raise SchemaError(
+                f"{path}: the API server answers a `pattern` mismatch with the bare regular "
+                "expression; declare the format as an AdmissionRule with a message in words"
+            )
+        case _ if keyword in _COPIED_KEYWORDS or keyword.startswith("x-kubernetes-"):
+            result[keyword] = value
+        case _:
+            raise SchemaError(f"{path}: JSON Schema keyword {keyword!r} has no structural form")
 
 
 def _property(name: str, schema: JsonSchema, context: _Context, path: str) -> JsonSchema:
@@ -397,14 +468,32 @@ def _property(name: str, schema: JsonSchema, context: _Context, path: str) -> Js
 def _additional_properties(
     value: Any, node: JsonSchema, result: JsonSchema, context: _Context, path: str
 ) -> None:
-    if value is True:
+    if value is True and "properties" in node:
         result[_PRESERVE_UNKNOWN] = True
+    elif value is True:
+        result["additionalProperties"] = dict(_ANY_VALUE)
     elif value is False:
         return  # unknown fields are pruned anyway; Kubernetes forbids it beside properties
     elif "properties" in node:
         raise SchemaError(f"{path}: a schema cannot have both properties and additionalProperties")
     else:
         result["additionalProperties"] = _structural(value, context, f"{path}{{}}")
+
+
+def _cel_visible(schema: JsonSchema) -> bool:
+    """Whether CEL rules can refer to a value of this structural schema.
+
+    Mirrors how the API server declares schemas to CEL: an int-or-string is dynamic, an untyped
+    value is hidden, and a list or map is hidden when its items or values are.
+    """
+    if schema.get(_INT_OR_STRING):
+        return True
+    kind = schema.get("type")
+    if kind == "array":
+        return _cel_visible(schema["items"])
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return _cel_visible(schema["additionalProperties"])
+    return kind is not None
 
 
 def _flatten(node: JsonSchema, context: _Context, path: str) -> JsonSchema:

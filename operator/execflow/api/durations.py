@@ -1,10 +1,11 @@
 """Durations as users write them in Kubernetes objects: Go-style strings such as "500ms" or "1h30m".
 
-The same grammar is enforced in three places, so this module owns it: the OpenAPI `pattern`
-(admission), the pydantic `Duration` type (parsing cluster bodies) and `parse_duration` (turning a
-string into a `timedelta` for scheduling and retry maths). Accepted units are `h`, `m`, `s`, `ms`,
-`us` and `ns`; components may carry a decimal fraction and repeat in any order, as in Go's
-`time.ParseDuration`. A bare `0` is accepted. Signs are not: an execflow duration is never negative.
+The same grammar is enforced in three places, so this module owns it: a CEL rule in the CRD
+(admission, answering with `DURATION_MESSAGE`), the pydantic `Duration` type (parsing cluster
+bodies) and `parse_duration` (turning a string into a `timedelta` for scheduling and retry
+maths). Accepted units are `h`, `m`, `s`, `ms`, `us` and `ns`; components may carry a decimal
+fraction and repeat in any order, as in Go's `time.ParseDuration`. A bare `0` is accepted. Signs
+are not: an execflow duration is never negative.
 """
 
 import datetime
@@ -14,8 +15,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from execflow.api.admission import AdmissionRule, matches
+
 DURATION_PATTERN = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$"
 """Regular expression (RE2- and Python-compatible) that a duration string must fully match."""
+
+DURATION_MESSAGE = "must be a Go-style duration such as 500ms, 30s, 5m or 1h30m"
+"""What admission answers for a malformed duration, after the field's path."""
 
 DURATION_MAX_LENGTH = 64
 """Longest duration string accepted; bounds admission cost and rejects absurd input early."""
@@ -101,7 +107,8 @@ def _check_duration(text: str) -> str:
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH),
+    Field(max_length=DURATION_MAX_LENGTH),
     AfterValidator(_check_duration),
+    AdmissionRule(matches(DURATION_PATTERN), DURATION_MESSAGE),
 ]
 """A duration field: kept as the user's string, validated to parse with `parse_duration`."""

@@ -10,10 +10,12 @@ the user leaves unset stays absent in the stored object, so a Tool's `defaults` 
 
 import datetime
 import enum
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
 
+from execflow.api.admission import AdmissionRule, cel_string, matches
 from execflow.api.common import (
     GROUP_VERSION,
     Condition,
@@ -30,11 +32,76 @@ from execflow.api.durations import Duration
 TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 """A wall-clock time "HH:MM" (24-hour), as used by time windows."""
 
+TIME_OF_DAY_MESSAGE = 'must be a 24-hour time of day "HH:MM" such as 06:00 or 22:30'
+"""What admission answers for a malformed start or end of a time window."""
+
 TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
 """The shape of an IANA time zone name such as UTC, Europe/Berlin or America/Argentina/Salta."""
 
+TIME_ZONE_MAX_LENGTH = 64
+"""Longest time zone name accepted; the longest IANA name has 32 characters."""
+
+TIME_ZONE_MESSAGE = "must be an IANA time zone name such as UTC, Europe/Berlin or America/New_York"
+"""What admission answers for a time zone it does not know, after the field's path."""
+
+# Go resolves "Local" to the API server's own zone, which is no zone a task can name; the scheduler
+# (Python's zoneinfo) does not know it either.
+_HOST_ZONE = "Local"
+
+# Converting a fixed instant into the zone makes the API server look the name up in its time zone
+# database (kube-apiserver embeds Go's time/tzdata, so every IANA zone is known even on hosts
+# without /usr/share/zoneinfo). An unknown name is an evaluation error, which refuses the object
+# with the error ("unknown time zone Mars/Olympus") followed by TIME_ZONE_MESSAGE. The shape check
+# runs first so a name with a ":" is never read as a UTC offset.
+TIME_ZONE_RULE = (
+    f"{matches(TIME_ZONE_PATTERN)} && self != {cel_string(_HOST_ZONE)}"
+    " && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0"
+)
+
 TOOL_REF_XOR_CONTAINER_RULE = "has(self.toolRef) != has(self.container)"
 TOOL_REF_XOR_CONTAINER_MESSAGE = "exactly one of spec.toolRef or spec.container must be set"
+
+TASK_SPEC_MUTABLE_FIELDS = ("suspend", "cancel")
+"""The only spec fields a Task may change after creation, as a Job's template allows none."""
+
+TASK_SPEC_IMMUTABLE_MESSAGE = (
+    "spec is immutable except suspend and cancel; create a new Task to run with different settings"
+)
+"""What admission answers for any other change to a Task's spec."""
+
+_TIME_OF_DAY = re.compile(TIME_OF_DAY_PATTERN)
+_TIME_ZONE = re.compile(TIME_ZONE_PATTERN)
+
+
+def _check_time_of_day(text: str) -> str:
+    if _TIME_OF_DAY.fullmatch(text) is None:
+        raise ValueError(f"{text!r} {TIME_OF_DAY_MESSAGE}")
+    return text
+
+
+def _check_time_zone(text: str) -> str:
+    # Only the shape: whether the zone exists depends on the time zone database at hand, so the
+    # scheduler checks that when it evaluates the window.
+    if _TIME_ZONE.fullmatch(text) is None or text == _HOST_ZONE:
+        raise ValueError(f"{text!r} {TIME_ZONE_MESSAGE}")
+    return text
+
+
+TimeOfDay = Annotated[
+    str,
+    Field(max_length=5),
+    AfterValidator(_check_time_of_day),
+    AdmissionRule(matches(TIME_OF_DAY_PATTERN), TIME_OF_DAY_MESSAGE),
+]
+"""A wall-clock time "HH:MM" (24-hour)."""
+
+TimeZoneName = Annotated[
+    str,
+    Field(min_length=1, max_length=TIME_ZONE_MAX_LENGTH),
+    AfterValidator(_check_time_zone),
+    AdmissionRule(TIME_ZONE_RULE, TIME_ZONE_MESSAGE),
+]
+"""The name of an IANA time zone, such as UTC or Europe/Berlin."""
 
 
 class Priority(enum.StrEnum):
@@ -169,18 +236,14 @@ class Dependency(ExecflowModel):
 class TimeWindow(ExecflowModel):
     """A daily wall-clock window in which a task may start; it may wrap past midnight."""
 
-    start: str = Field(
-        pattern=TIME_OF_DAY_PATTERN,
+    start: TimeOfDay = Field(
         description='Start of the window, "HH:MM" (24-hour), inclusive.',
     )
-    end: str = Field(
-        pattern=TIME_OF_DAY_PATTERN,
+    end: TimeOfDay = Field(
         description='End of the window, "HH:MM" (24-hour), exclusive; before start: overnight.',
     )
-    time_zone: str = Field(
+    time_zone: TimeZoneName = Field(
         default="UTC",
-        pattern=TIME_ZONE_PATTERN,
-        max_length=64,
         description="IANA time zone of start and end, e.g. Europe/Berlin. Default UTC.",
     )
 
@@ -284,7 +347,11 @@ class PodTemplate(ExecflowModel):
 
 
 class TaskSpec(ExecflowModel):
-    """The desired execution: what to run, with which parameters, when and how often."""
+    """The desired execution: what to run, with which parameters, when and how often.
+
+    Fixed once the Task exists, except `suspend` and `cancel`: an execution that could change
+    underneath its attempts would leave no record of what actually ran.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -4,9 +4,9 @@ A Tool is a template, not an execution: Tasks reference it by name, their parame
 against its `input_schema`, and its `defaults` fill the Task spec fields a Task leaves unset.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from execflow.api.common import (
     GROUP_VERSION,
@@ -18,6 +18,44 @@ from execflow.api.common import (
     conditions_field,
 )
 
+# The parts of a JSON Schema whose form admission can check cheaply, declared so the API server
+# checks their types; everything else in the schema is kept as written and checked by the operator
+# when a Task uses the tool. The type keyword is not among them: it may be a name or a list of
+# names, and a CRD schema can only give a field one type.
+_INPUT_SCHEMA_SHAPE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "required": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Names of the parameters a Task must set.",
+        },
+        "properties": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": "JSON Schema of each parameter, by parameter name.",
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def _check_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+        raise ValueError("inputSchema.required must be a list of parameter names")
+    if not isinstance(schema.get("properties", {}), dict):
+        raise ValueError("inputSchema.properties must be an object of JSON Schemas by name")
+    return schema
+
+
+InputSchema = Annotated[
+    dict[str, Any],
+    WithJsonSchema(_INPUT_SCHEMA_SHAPE),
+    AfterValidator(_check_input_schema),
+]
+"""A JSON Schema (draft 2020-12) object whose `required` and `properties` have the right types."""
+
 
 class ToolSpec(Container):
     """The desired state of a Tool: the container to run and the contract of its parameters."""
@@ -27,7 +65,7 @@ class ToolSpec(Container):
         max_length=4096,
         description="What the tool does, for humans and for catalogues of tools.",
     )
-    input_schema: dict[str, Any] = Field(
+    input_schema: InputSchema = Field(
         default_factory=dict,
         description=(
             "JSON Schema (draft 2020-12) that a Task's spec.parameters must satisfy. An empty "
