@@ -39,6 +39,23 @@ DECISION_SECONDS = Histogram(
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5),
 )
 PREEMPTIONS = Counter("execflow_preemptions", "Running tasks evicted for a waiting one", ["queue"])
+API_WRITES = Counter(
+    "execflow_api_writes",
+    "Writes made to the API server, by verb and resource",
+    ["verb", "resource"],
+)
+RECONCILES = Counter(
+    "execflow_reconciles",
+    "Reconciles by controller and result (ok, retry, error)",
+    ["controller", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "execflow_reconcile_seconds",
+    "Time of one reconcile, by controller",
+    ["controller"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+)
+EVENTS = Counter("execflow_events", "Kubernetes Events posted, by reason", ["reason"])
 SETTINGS_RELOADS = Counter(
     "execflow_settings_reloads", "Settings file reloads, by result (applied/rejected)", ["result"]
 )
@@ -61,6 +78,27 @@ class PhaseCollector(Collector):
         yield family
 
 
-def serve(port: int, phases: Callable[[], Iterable[str]]) -> None:
-    REGISTRY.register(PhaseCollector(phases))
+class StoreCollector(Collector):
+    """execflow_store_objects{kind=...}: objects held in the operator's caches, at scrape time."""
+
+    def __init__(self, sizes: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "execflow_store_objects", "Objects in the operator's watch caches", labels=["kind"]
+        )
+        for kind, size in self._sizes():
+            family.add_metric([kind], size)
+        yield family
+
+
+def serve(
+    port: int,
+    phases: Callable[[], Iterable[str]],
+    sizes: Callable[[], Iterable[tuple[str, int]]],
+) -> None:
+    """Serve /metrics on `port`; raises OSError when the port cannot be bound."""
     start_http_server(port)
+    REGISTRY.register(PhaseCollector(phases))
+    REGISTRY.register(StoreCollector(sizes))

@@ -10,16 +10,15 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import kopf
 
 from execflow import metrics
 from execflow.api.settings import OperatorSettings, load_settings
-from execflow.handlers.dispatch import Dispatcher
-from execflow.handlers.registration import configure, register
-from execflow.handlers.task_controller import TaskController
-from execflow.kube.connection import Connection
+from execflow.handlers.operator import Operator
+from execflow.handlers.registration import register
+from execflow.kube.client import Kube
+from execflow.kube.connection import Connection, CredentialsError
 
 log = logging.getLogger("execflow")
 
@@ -33,7 +32,7 @@ def read_settings(path: str | None) -> OperatorSettings:
 SETTINGS_POLL_SECONDS = 2.0
 
 
-async def watch_settings(path: Path, controller: TaskController) -> None:
+async def watch_settings(path: Path, operator: Operator) -> None:
     """Apply a changed settings file without a restart; keep the last good settings on error.
 
     A mounted ConfigMap changes by swapping a symlink, which a modification-time check of the
@@ -60,10 +59,31 @@ async def watch_settings(path: Path, controller: TaskController) -> None:
             metrics.SETTINGS_RELOADS.labels(result="rejected").inc()
             log.error("settings %s rejected, the previous settings stay in force: %s", path, error)
             continue
-        controller.dispatcher.reconfigure(settings)
-        controller.wake()
+        operator.reconfigure(settings)
         metrics.SETTINGS_RELOADS.labels(result="applied").inc()
         log.info("settings %s applied: queues %s", path, ", ".join(sorted(settings.queues)))
+
+
+class StartupError(RuntimeError):
+    """The environment does not let the operator start; the message says what to change."""
+
+
+def serve_metrics(port: int, operator: Operator) -> None:
+    try:
+        metrics.serve(
+            port,
+            lambda: (
+                str((body.get("status") or {}).get("phase") or "Pending")
+                for body in operator.stores.tasks
+            ),
+            operator.stores.sizes,
+        )
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve metrics on port {port}: {error.strerror or error} (is another "
+            "operator running on this machine?); choose a free one with --metrics-port, or "
+            "--metrics-port 0 for none"
+        ) from None
 
 
 async def operate(
@@ -75,35 +95,20 @@ async def operate(
     stop_flag: asyncio.Event | None = None,
     settings_path: str | None = None,
 ) -> None:
-    connection = Connection(os.environ.get("KUBECONFIG"))
-    controller = TaskController(connection, Dispatcher(settings), tuple(namespaces))
+    try:
+        connection = Connection(os.environ.get("KUBECONFIG"))
+    except CredentialsError as error:
+        raise StartupError(str(error)) from None
+    operator = Operator(Kube.connect(connection), settings, namespaces)
+    if metrics_port:
+        serve_metrics(metrics_port, operator)
     registry = kopf.OperatorRegistry()
-    register(controller, registry)
-
-    @kopf.on.startup(registry=registry)
-    async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
-        await controller.prime()
-        controller.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def stop(**_: Any) -> None:
-        await controller.stop()
-        connection.close()
-
+    register(operator, registry)
     watcher = (
-        asyncio.create_task(watch_settings(Path(settings_path), controller))
+        asyncio.create_task(watch_settings(Path(settings_path), operator))
         if settings_path
         else None
     )
-    if metrics_port:
-        metrics.serve(
-            metrics_port,
-            lambda: (
-                str((body.get("status") or {}).get("phase") or "Pending")
-                for body in list(controller.store.tasks.values())
-            ),
-        )
     try:
         await kopf.operator(
             registry=registry,
@@ -116,6 +121,7 @@ async def operate(
     finally:
         if watcher is not None:
             watcher.cancel()
+        connection.close()
 
 
 def run(
@@ -137,13 +143,17 @@ def run(
     except (OSError, ValueError) as error:
         log.error("invalid settings %s: %s", settings_path, error)
         return 2
-    asyncio.run(
-        operate(
-            settings,
-            namespaces=namespaces,
-            metrics_port=metrics_port,
-            liveness=liveness,
-            settings_path=settings_path,
+    try:
+        asyncio.run(
+            operate(
+                settings,
+                namespaces=namespaces,
+                metrics_port=metrics_port,
+                liveness=liveness,
+                settings_path=settings_path,
+            )
         )
-    )
+    except StartupError as error:
+        log.error("%s", error)
+        return 2
     return 0

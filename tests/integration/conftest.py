@@ -3,29 +3,30 @@
 The session uses the cluster named by EXECFLOW_TEST_KUBECONFIG when set (kind, for example);
 otherwise it brings up the project's local control plane (`execflow cluster up`), and stops it at
 the end when it was the one that started it (EXECFLOW_KEEP_CLUSTER=1 keeps it for the next run).
-Every test gets a fresh namespace that is deleted afterwards.
+The session's API client installs the execflow CRDs first; every test gets a fresh namespace that
+is deleted afterwards.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
+from execflow.devcluster import harness
 from execflow.devcluster.cluster import LocalCluster, NodeShape
-from execflow.kube.crds import install_crds
 from tests.integration.operator_process import OperatorProcess
-from tests.integration.waiting import wait_for
 
 LOCAL_SHAPE = NodeShape(count=4, cpu="8", memory="32Gi")
 
 # Queues the scheduling tests use: one slot each, so start order shows the strategy's order.
+# A pod that cannot be created fails its attempt after 5 s instead of 2 minutes.
 OPERATOR_SETTINGS = """
+podCreateTimeout: 5s
 queues:
   default: {maxConcurrentTasks: 100}
   fifo: {strategy: FIFO, maxConcurrentTasks: 1}
@@ -41,53 +42,43 @@ queues:
 
 
 @pytest.fixture(scope="session")
-def local_cluster() -> Iterator[LocalCluster | None]:
-    if os.environ.get("EXECFLOW_TEST_KUBECONFIG"):
-        yield None
-        return
-    cluster = LocalCluster()
-    reused = cluster.healthy()
-    cluster.up(LOCAL_SHAPE, lambda message: print(message, file=sys.stderr))
-    yield cluster
-    if not reused and not os.environ.get("EXECFLOW_KEEP_CLUSTER"):
-        cluster.down(lambda _message: None)
+def cluster() -> Iterator[harness.Cluster]:
+    given = os.environ.get("EXECFLOW_TEST_KUBECONFIG")
+    with harness.use_cluster(
+        lambda message: print(message, file=sys.stderr),
+        kubeconfig=Path(given) if given else None,
+        shape=LOCAL_SHAPE,
+        stop_shared=not os.environ.get("EXECFLOW_KEEP_CLUSTER"),
+    ) as chosen:
+        yield chosen
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(local_cluster: LocalCluster | None) -> Path:
-    if local_cluster is None:
-        return Path(os.environ["EXECFLOW_TEST_KUBECONFIG"])
-    return local_cluster.kubeconfig
+def local_cluster(cluster: harness.Cluster) -> LocalCluster | None:
+    return cluster.local
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: harness.Cluster) -> Path:
+    return cluster.kubeconfig
 
 
 @pytest.fixture(scope="session")
 def api(kubeconfig: Path) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(kubeconfig))
+    return harness.connect(kubeconfig, with_crds=True)
 
 
 @pytest.fixture
 def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    core = client.CoreV1Api(api)
-    stem = request.node.name.replace("_", "-").lower()[:40].strip("-")
-    name = f"{stem}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-
-    def default_service_account() -> bool:
-        return any(
-            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
-        )
-
-    # Pods are refused until the namespace's default ServiceAccount exists.
-    wait_for(default_service_account, 60, f"the default ServiceAccount in {name}")
+    name = harness.create_namespace(api, request.node.name)
     yield name
-    core.delete_namespace(name)
+    harness.delete_namespace(api, name)
 
 
 @pytest.fixture(scope="session")
 def operator(
     api: client.ApiClient, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    install_crds(api)
     process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"), OPERATOR_SETTINGS)
     process.start()
     yield process

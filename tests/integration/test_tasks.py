@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from tests.integration.objects import (
-    GROUP,
     TERMINAL,
-    VERSION,
     create_task,
     create_tool,
-    custom_api,
     events_of,
     jobs_of,
     patch_spec,
@@ -60,8 +55,19 @@ def test_task_runs_its_tool_and_records_the_json_result(
     assert status["result"] == {"rows": 42, "path": "s3://b/clean.csv"}
     assert (status["exitCode"], status["attempts"], status["jobName"]) == (0, 1, "clean-1")
     assert status["observedGeneration"] == 1
-    succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
-    assert succeeded["status"] == "True"
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {
+        "Reconciling": "False",
+        "Stalled": "False",
+        "Ready": "True",
+        "Succeeded": "True",
+    }
+    status_managers = {
+        entry["manager"]
+        for entry in task["metadata"]["managedFields"]
+        if entry.get("subresource") == "status"
+    }
+    assert status_managers == {"execflow"}, "the operator's writes name it"
 
     [job] = jobs_of(api, namespace, "clean")
     assert job.metadata.name == "clean-1"
@@ -88,12 +94,7 @@ def test_task_runs_its_tool_and_records_the_json_result(
     )
     assert pods[0].metadata.labels["execflow.dev/attempt"] == "1"
     assert pods[0].metadata.annotations["execflow.dev/parameters"] == env["EXECFLOW_PARAMETERS"]
-    reasons = wait_for(
-        lambda: (r := events_of(api, namespace, "clean")) and "Completed" in r and r,
-        30,
-        "the Started and Completed events",
-    )
-    assert "Started" in reasons
+    assert events_of(api, namespace, "clean") == [], "a routine success posts no Event"
 
 
 def test_failed_attempts_are_retried_with_exponential_backoff(
@@ -124,6 +125,8 @@ def test_failed_attempts_are_retried_with_exponential_backoff(
     second_gap = (jobs[2].metadata.creation_timestamp - finished_2).total_seconds()
     assert first_gap >= 1, "retry 1 waits retryDelay (2s)"
     assert second_gap >= 3, "retry 2 waits retryDelay x backoffMultiplier (4s)"
+    reasons = wait_for(lambda: events_of(api, namespace, "flaky"), 30, "the BackOff Events")
+    assert reasons.count("BackOff") == 2, "each retried failure is an Event"
 
 
 def test_failure_not_listed_in_retry_on_is_not_retried(
@@ -194,9 +197,6 @@ def test_cancel_stops_the_task_and_removes_its_pods(
         60,
         "the cancelled task's pods to be gone",
     )
-    assert "Cancelled" in wait_for(
-        lambda: events_of(api, namespace, "doomed"), 30, "the Cancelled event"
-    )
 
 
 def test_parameters_violating_the_input_schema_fail_with_the_validator_message(
@@ -263,44 +263,6 @@ def test_identical_execution_is_served_from_the_cache_even_after_a_restart(
     create_task(api, namespace, "different", **{**common, "parameters": {"x": 2}})
     status = wait_phase(api, namespace, "different", TERMINAL)["status"]
     assert status["reason"] == "Succeeded" and not status.get("cacheHit")
-
-
-@pytest.mark.parametrize(
-    ("spec", "complaint"),
-    [
-        ({"container": {"image": "x"}, "priority": "Urgent"}, "priority"),
-        ({"container": {"image": "x"}, "retryPolicy": {"maxRetries": -1}}, "maxRetries"),
-        ({"container": {"image": "x"}, "retryPolicy": {"maxRetries": 1000}}, "maxRetries"),
-        ({"container": {"image": "x"}, "retryPolicy": {"backoffMultiplier": 0.5}}, "backoff"),
-        ({"container": {"image": "x"}, "timeout": "5 minutes"}, "timeout"),
-        (
-            {
-                "container": {"image": "x"},
-                "constraints": {"timeWindows": [{"start": "25:00", "end": "06:00"}]},
-            },
-            "start",
-        ),
-        ({"toolRef": {"name": "t"}, "container": {"image": "x"}}, "exactly one of"),
-        ({"parameters": {"a": 1}}, "exactly one of"),
-    ],
-)
-def test_admission_rejects_invalid_task_specs(
-    api: client.ApiClient,
-    namespace: str,
-    operator: OperatorProcess,
-    spec: dict[str, Any],
-    complaint: str,
-) -> None:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Task",
-        "metadata": {"name": "invalid"},
-        "spec": spec,
-    }
-    with pytest.raises(ApiException) as rejected:
-        custom_api(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "tasks", body)
-    assert rejected.value.status == 422
-    assert complaint in rejected.value.body
 
 
 def test_operator_killed_at_any_moment_never_duplicates_an_attempt_or_loses_a_result(

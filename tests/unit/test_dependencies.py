@@ -18,6 +18,7 @@ from execflow.core.dependencies import (
     DEPENDENCY_FAILED,
     WAITING_FOR_DEPENDENCY,
     Dependency,
+    DependencyDecision,
     PredecessorState,
     Readiness,
     can_complete,
@@ -209,33 +210,38 @@ def step(
     if run.finished_at is not None:
         return False
     if run.started_at is None:
-        decision = can_start(graph[name], states)
-        if decision.readiness is Readiness.READY:
-            run.started_at = clock
-            return True
-        if decision.readiness is Readiness.FAIL:
-            assert decision.dependency is not None
-            assert unmeetable(decision.dependency, states[decision.dependency.task])
-            run.finished_at = clock
-            return True
-        return False
+        return _gate(can_start(graph[name], states), states, run, clock, on_ready="start")
     if not run.exited_ok:
         if not run.outcome_ok:
             run.finished_at = clock
             return True
         run.exited_ok = True
         return True
-    decision = can_complete(graph[name], states)
-    if decision.readiness is Readiness.READY:
-        run.succeeded = True
-        run.finished_at = clock
-        return True
+    return _gate(can_complete(graph[name], states), states, run, clock, on_ready="complete")
+
+
+def _gate(
+    decision: DependencyDecision,
+    states: Mapping[str, PredecessorState],
+    run: Run,
+    clock: int,
+    *,
+    on_ready: str,
+) -> bool:
+    """Apply a start or completion decision to the run; whether anything changed."""
+    if decision.readiness is Readiness.WAIT:
+        return False
     if decision.readiness is Readiness.FAIL:
         assert decision.dependency is not None
         assert unmeetable(decision.dependency, states[decision.dependency.task])
         run.finished_at = clock
         return True
-    return False
+    if on_ready == "start":
+        run.started_at = clock
+    else:
+        run.succeeded = True
+        run.finished_at = clock
+    return True
 
 
 def outcome_matches(condition: DependencyCondition, run: Run) -> bool:

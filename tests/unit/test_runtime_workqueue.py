@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from execflow.handlers.workqueue import WorkQueue
+from execflow.runtime.workqueue import WorkQueue
 
 SHORT = 0.05
 

@@ -83,9 +83,10 @@ run Jobs, read pods and their logs, store results in ConfigMaps, read Secrets na
 - apiGroups: ["execflow.dev"]
   resources: ["tasks/finalizers", "workflows/finalizers"]
   verbs: ["update"]
+# Jobs are attempts: created, stopped (patched) when their pod can never be created, deleted.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "delete"]
@@ -98,9 +99,10 @@ run Jobs, read pods and their logs, store results in ConfigMaps, read Secrets na
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# Events are posted about Tasks; the Job controller's FailedCreate Events are watched.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

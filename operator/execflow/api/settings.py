@@ -22,6 +22,7 @@ smaller tasks behind it start, but only until that many tasks of its queue start
 did not fit; then it holds its queue and capacity is held back for it until it fits.
 """
 
+import datetime
 import enum
 import re
 from typing import Annotated, Any
@@ -29,6 +30,8 @@ from typing import Annotated, Any
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from execflow.api.durations import Duration, parse_duration
 
 DEFAULT_QUEUE = "default"
 """The queue a Task joins when its spec names none; it always exists."""
@@ -172,13 +175,28 @@ class QueueSettings(_SettingsModel):
 
 
 class OperatorSettings(_SettingsModel):
-    """The operator settings file; today it configures the scheduling queues."""
+    """The operator settings file: the scheduling queues, and how long a stuck attempt may wait."""
 
     queues: dict[str, QueueSettings] = Field(
         default_factory=dict,
         validate_default=True,
         description="Scheduling queues by name; `default` is added when absent.",
     )
+    pod_create_timeout: Duration = Field(
+        default="2m",
+        alias="podCreateTimeout",
+        description=(
+            "How long an attempt whose pod cannot be created (the Job controller reports "
+            "FailedCreate: a missing ServiceAccount, an exhausted quota, an admission policy) "
+            "may keep trying before it fails with reason PodCreateFailed; retries then follow "
+            "the Task's retryPolicy. Default 2m."
+        ),
+    )
+
+    @property
+    def pod_create_grace(self) -> datetime.timedelta:
+        """`podCreateTimeout` as a timedelta."""
+        return parse_duration(self.pod_create_timeout)
 
     @field_validator("queues", mode="before")
     @classmethod

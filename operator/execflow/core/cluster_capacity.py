@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.utils import parse_quantity
-
+from execflow.api.quantities import millicores, whole_units
 from execflow.core.scheduling import Capacity, NodeCapacity, Resources
 
 Body = Mapping[str, Any]
@@ -23,9 +22,12 @@ Body = Mapping[str, Any]
 def _amount(values: Mapping[str, Any], cpu_key: str, memory_key: str) -> Resources | None:
     if cpu_key not in values and memory_key not in values:
         return None
-    cpu = parse_quantity(str(values.get(cpu_key, "0")))
-    memory = parse_quantity(str(values.get(memory_key, "0")))
-    return Resources(max(0, int(cpu * 1000)), max(0, int(memory)))
+    try:
+        cpu = millicores(values.get(cpu_key, 0))
+        memory = whole_units(values.get(memory_key, 0))
+    except ValueError:
+        return None  # a quantity the API server accepted but this parser does not: not counted
+    return Resources(max(0, cpu), max(0, memory))
 
 
 def pod_requests(pod: Body) -> Resources:

@@ -27,11 +27,12 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from execflow.api.reasons import Reason
 from execflow.api.task import DependencyCondition, DependencyType
 
-WAITING_FOR_DEPENDENCY = "WaitingForDependency"
-DEPENDENCY_FAILED = "DependencyFailed"
-DEPENDENCY_CYCLE = "DependencyCycle"
+WAITING_FOR_DEPENDENCY = Reason.WAITING_FOR_DEPENDENCY
+DEPENDENCY_FAILED = Reason.DEPENDENCY_FAILED
+DEPENDENCY_CYCLE = Reason.DEPENDENCY_CYCLE
 
 _GATES_START = frozenset({DependencyType.FINISH_TO_START, DependencyType.START_TO_START})
 _NEEDS_FINISH = frozenset({DependencyType.FINISH_TO_START, DependencyType.FINISH_TO_FINISH})
@@ -97,48 +98,49 @@ def _outcome_matches(condition: DependencyCondition, state: PredecessorState) ->
     return not state.succeeded
 
 
-def _judge(dependency: Dependency, state: PredecessorState | None) -> DependencyDecision:
-    name = dependency.task
-    kind = dependency.type.value
-    if state is None:
-        return DependencyDecision(
-            Readiness.WAIT,
-            dependency,
-            WAITING_FOR_DEPENDENCY,
-            f"{kind} dependency on task {name}, which does not exist",
-        )
-    if dependency.type in _NEEDS_FINISH:
-        if not state.finished:
-            return DependencyDecision(
-                Readiness.WAIT,
-                dependency,
-                WAITING_FOR_DEPENDENCY,
-                f"{kind} dependency on task {name} ({state.phase}): waits for it to finish",
-            )
-        if _outcome_matches(dependency.condition, state):
-            return READY
-        return DependencyDecision(
-            Readiness.FAIL,
-            dependency,
-            DEPENDENCY_FAILED,
-            f"{kind} dependency on task {name} requires {dependency.condition.value}, but it "
-            f"finished {state.phase}",
-        )
-    if state.started:
-        return READY
-    if state.finished:
-        return DependencyDecision(
-            Readiness.FAIL,
-            dependency,
-            DEPENDENCY_FAILED,
-            f"{kind} dependency on task {name}, which finished {state.phase} without starting",
-        )
+def _wait(dependency: Dependency, detail: str) -> DependencyDecision:
     return DependencyDecision(
         Readiness.WAIT,
         dependency,
         WAITING_FOR_DEPENDENCY,
-        f"{kind} dependency on task {name} ({state.phase}): waits for it to start",
+        f"{dependency.type.value} dependency on task {dependency.task}{detail}",
     )
+
+
+def _fail(dependency: Dependency, detail: str) -> DependencyDecision:
+    return DependencyDecision(
+        Readiness.FAIL,
+        dependency,
+        DEPENDENCY_FAILED,
+        f"{dependency.type.value} dependency on task {dependency.task}{detail}",
+    )
+
+
+def _judge(dependency: Dependency, state: PredecessorState | None) -> DependencyDecision:
+    if state is None:
+        return _wait(dependency, ", which does not exist")
+    if dependency.type in _NEEDS_FINISH:
+        return _judge_finish(dependency, state)
+    return _judge_start(dependency, state)
+
+
+def _judge_finish(dependency: Dependency, state: PredecessorState) -> DependencyDecision:
+    if not state.finished:
+        return _wait(dependency, f" ({state.phase}): waits for it to finish")
+    if _outcome_matches(dependency.condition, state):
+        return READY
+    return _fail(
+        dependency,
+        f" requires {dependency.condition.value}, but it finished {state.phase}",
+    )
+
+
+def _judge_start(dependency: Dependency, state: PredecessorState) -> DependencyDecision:
+    if state.started:
+        return READY
+    if state.finished:
+        return _fail(dependency, f", which finished {state.phase} without starting")
+    return _wait(dependency, f" ({state.phase}): waits for it to start")
 
 
 def _decide(
@@ -205,44 +207,65 @@ def tasks_on_cycles(graph: Mapping[str, Iterable[Dependency]]) -> frozenset[str]
 def _nodes_on_cycles(
     successors: Mapping[tuple[str, int], list[tuple[str, int]]],
 ) -> set[tuple[str, int]]:
-    """Nodes in a strongly connected component with a cycle (Tarjan's algorithm, iterative)."""
-    index: dict[tuple[str, int], int] = {}
-    low: dict[tuple[str, int], int] = {}
-    on_stack: set[tuple[str, int]] = set()
-    stack: list[tuple[str, int]] = []
-    result: set[tuple[str, int]] = set()
-    counter = 0
-    for root in successors:
-        if root in index:
-            continue
-        work: list[tuple[tuple[str, int], int]] = [(root, 0)]
+    """Nodes in a strongly connected component with a cycle."""
+    return _Components(successors).on_cycles()
+
+
+_Node = tuple[str, int]
+
+
+class _Components:
+    """Tarjan's strongly connected components, iterative so deep graphs need no recursion."""
+
+    def __init__(self, successors: Mapping[_Node, list[_Node]]) -> None:
+        self._successors = successors
+        self._index: dict[_Node, int] = {}
+        self._low: dict[_Node, int] = {}
+        self._stack: list[_Node] = []
+        self._on_stack: set[_Node] = set()
+        self._on_cycles: set[_Node] = set()
+
+    def on_cycles(self) -> set[_Node]:
+        for root in self._successors:
+            if root not in self._index:
+                self._visit(root)
+        return self._on_cycles
+
+    def _visit(self, root: _Node) -> None:
+        self._open(root)
+        work: list[tuple[_Node, int]] = [(root, 0)]
         while work:
-            node, position = work.pop()
-            if position == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            children = successors[node]
+            node, position = work[-1]
+            children = self._successors[node]
             if position < len(children):
-                work.append((node, position + 1))
+                work[-1] = (node, position + 1)
                 child = children[position]
-                if child not in index:
+                if child not in self._index:
+                    self._open(child)
                     work.append((child, 0))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
+                elif child in self._on_stack:
+                    self._low[node] = min(self._low[node], self._index[child])
                 continue
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1 or node in successors[node]:
-                    result.update(component)
+            work.pop()
+            self._close(node)
             if work:
                 parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    return result
+                self._low[parent] = min(self._low[parent], self._low[node])
+
+    def _open(self, node: _Node) -> None:
+        self._index[node] = self._low[node] = len(self._index)
+        self._stack.append(node)
+        self._on_stack.add(node)
+
+    def _close(self, node: _Node) -> None:
+        if self._low[node] != self._index[node]:
+            return
+        component = []
+        while True:
+            member = self._stack.pop()
+            self._on_stack.discard(member)
+            component.append(member)
+            if member == node:
+                break
+        if len(component) > 1 or node in self._successors[node]:
+            self._on_cycles.update(component)

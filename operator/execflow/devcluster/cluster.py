@@ -105,6 +105,26 @@ def _runs(pid: int, name: str) -> bool:
     return command.decode(errors="replace").endswith(f"/{name}")
 
 
+def _answers(
+    url: str,
+    healthy: Callable[[bytes], bool] = lambda _body: True,
+    context: ssl.SSLContext | None = None,
+) -> bool:
+    """Whether a health endpoint answers 200 with a healthy body."""
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as reply:
+            return bool(reply.status == 200) and healthy(reply.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def _post_json(url: str, body: Any) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
 def _log_tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return "(no log)"
@@ -168,28 +188,8 @@ class LocalCluster:
         self._write_stages()
         try:
             for name in START_ORDER:
-                args = self._command(name, binaries, state)
-                env = dict(os.environ)
-                if name == "kwok":
-                    # kwok reads ~/.kwok/kwok.yaml when present: keep a user's file out of it.
-                    home = self.dir / "kwok-home"
-                    home.mkdir(exist_ok=True)
-                    env["HOME"] = str(home)
-                log = (self.logs / f"{name}.log").open("ab")
-                process = subprocess.Popen(
-                    args,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    env=env,
-                    cwd=self.dir,
-                )
-                log.close()
-                state.pids[name] = process.pid
-                state.save(self.state_file)
-                self._wait_started(name, state)
-                progress(f"started {name} (pid {process.pid})")
+                self._spawn(name, binaries, state)
+                progress(f"started {name} (pid {state.pids[name]})")
             self._create_nodes(state)
             self._wait_nodes_ready(state)
             self._wait_default_service_account(state)
@@ -229,6 +229,65 @@ class LocalCluster:
                     child.unlink()
             if not keep_logs:
                 self.dir.rmdir()
+
+    # ----- faults, for tests of what happens when the control plane misbehaves ---------------
+    def restart(self, name: str, progress: Callable[[str], None] = lambda _m: None) -> None:
+        """Stop one component and start it again with the same ports and data; wait until ready.
+
+        Restarting kube-apiserver drops every watch and empties its watch cache, so clients that
+        reconnect from an old resourceVersion after an etcd compaction get 410 Gone.
+        """
+        state = self.state()
+        if state is None:
+            raise ClusterError("no local cluster to restart a component of")
+        pid = state.pids.get(name)
+        if pid is not None and _alive(pid) and _runs(pid, name):
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        binaries = ensure_binaries(progress)
+        self._spawn(name, binaries, state)
+        progress(f"restarted {name} (pid {state.pids[name]})")
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision; returns that revision.
+
+        Afterwards no watch can resume from an older resourceVersion: it gets 410 Gone.
+        """
+        state = self.state()
+        if state is None:
+            raise ClusterError("no local cluster to compact")
+        base = f"http://127.0.0.1:{state.ports['etcd']}/v3/kv"
+        header = _post_json(f"{base}/range", {"key": "Lw=="})["header"]  # any key: "/"
+        revision = int(header["revision"])
+        _post_json(f"{base}/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    def _spawn(self, name: str, binaries: dict[str, Path], state: ClusterState) -> None:
+        args = self._command(name, binaries, state)
+        env = dict(os.environ)
+        if name == "kwok":
+            # kwok reads ~/.kwok/kwok.yaml when present: keep a user's file out of it.
+            home = self.dir / "kwok-home"
+            home.mkdir(exist_ok=True)
+            env["HOME"] = str(home)
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            cwd=self.dir,
+        )
+        log.close()
+        state.pids[name] = process.pid
+        state.save(self.state_file)
+        self._wait_started(name, state)
 
     # ----- configuration -------------------------------------------------------------------
     def _write_kubeconfigs(self, state: ClusterState) -> None:
@@ -393,31 +452,17 @@ class LocalCluster:
 
     def _probe(self, name: str, state: ClusterState) -> bool:
         port = state.ports.get(name)
-        if name == "etcd":
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    return bool(json.loads(r.read()).get("health") == "true")
-            except (OSError, ValueError):
-                return False
         if name == "kube-apiserver":
             return self._apiserver_ready(state)
+        if name == "etcd":
+            return _answers(f"http://127.0.0.1:{port}/health", lambda body: b'"true"' in body)
         if name in ("kube-controller-manager", "kube-scheduler"):
             insecure = ssl.create_default_context()
             insecure.check_hostname = False
             insecure.verify_mode = ssl.CERT_NONE
-            try:
-                with urllib.request.urlopen(
-                    f"https://127.0.0.1:{port}/healthz", context=insecure, timeout=2
-                ) as r:
-                    return bool(r.status == 200)
-            except (OSError, urllib.error.URLError):
-                return False
+            return _answers(f"https://127.0.0.1:{port}/healthz", context=insecure)
         if name == "kwok":
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    return bool(r.status == 200)
-            except (OSError, urllib.error.URLError):
-                return False
+            return _answers(f"http://127.0.0.1:{port}/healthz")
         return True
 
     def _wait(

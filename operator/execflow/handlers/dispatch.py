@@ -1,133 +1,116 @@
-"""The seam between the Task controller and the queue scheduler.
+"""The scheduler's seat in the operator: what reconciles report, when to decide, what to carry out.
 
-The controller speaks in Kubernetes terms (keys, specs, timestamps, quantities); the scheduler in
-plain numbers. This adapter converts once, keeps the tasks it reported so a settings change can
-rebuild the scheduler with the same waiting and running tasks, and hands back the scheduler's plan.
+Task reconciles report each Task's place synchronously (`offer` a waiting Task, `hold` a running
+one, `release` one that wants no slot); nothing here does I/O on their behalf. The decision loop
+wakes on those reports, on capacity changes and on a tick while tasks wait (time windows open and
+deadlines pass without events), asks the scheduler for a plan and carries it out through the Task
+controller's actions: start attempts, fail tasks, preempt, and write waiting reasons. A Task that
+the scheduler leaves waiting gets its Queued status (and its reason) from here, after the decision,
+so a Task that starts at once is never written as Queued first.
+
+The first decision waits until every Task listed at start-up has been reconciled once, so the
+running attempts hold their slots before anything new starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import time
-from typing import Any
-
-from kubernetes.utils import parse_quantity
+from collections.abc import Awaitable, Callable
 
 from execflow import metrics
-from execflow.api.durations import parse_duration
+from execflow.api import timestamps
+from execflow.api.reasons import Reason
 from execflow.api.settings import OperatorSettings
-from execflow.api.task import TaskSpec
-from execflow.api.tool import ToolSpec
-from execflow.core.scheduling import (
-    Capacity,
-    Plan,
-    Resources,
-    RunningTask,
-    Scheduler,
-    TimeWindow,
-    WaitingTask,
-)
-from execflow.kube.store import Key
+from execflow.api.task import TaskPhase, TaskStatus
+from execflow.core.cluster_capacity import CapacityTracker
+from execflow.core.scheduling import Capacity, Plan, RunningTask, Scheduler, WaitingTask
+from execflow.handlers.tasks import TaskController
+from execflow.kube.errors import ApiError, ConflictError
+
+log = logging.getLogger("execflow.dispatch")
+
+DISPATCH_TICK = 1.0
+
+Key = tuple[str, str]
 
 
-def task_key(key: Key) -> str:
-    return f"{key[0]}/{key[1]}"
-
-
-def key_of_task(text: str) -> Key:
+def _key_of(text: str) -> Key:
     namespace, _, name = text.partition("/")
     return (namespace, name)
 
 
-def requests_of(spec: TaskSpec, tool: ToolSpec | None) -> Resources:
-    """CPU and memory requests of the task's container: the Task's over the Tool's, key by key."""
-    merged: dict[str, Any] = dict(tool.resources.requests) if tool is not None else {}
-    merged.update(spec.resources.requests)
-    cpu = parse_quantity(str(merged.get("cpu", 0)))
-    memory = parse_quantity(str(merged.get("memory", 0)))
-    return Resources(cpu_millis=int(cpu * 1000), memory_bytes=int(memory))
-
-
-def waiting_task(
-    key: Key, spec: TaskSpec, tool: ToolSpec | None, queued_at: datetime.datetime
-) -> WaitingTask:
-    constraints = spec.constraints
-    return WaitingTask(
-        key=task_key(key),
-        queue=spec.queue,
-        priority=spec.priority.rank,
-        queued_at=queued_at.timestamp(),
-        estimated_duration=(
-            parse_duration(spec.estimated_duration).total_seconds()
-            if spec.estimated_duration
-            else None
-        ),
-        tool=spec.tool_ref.name if spec.tool_ref is not None else None,
-        deadline=constraints.deadline.timestamp() if constraints.deadline else None,
-        time_windows=tuple(
-            TimeWindow(w.start, w.end, w.time_zone) for w in constraints.time_windows
-        ),
-        exclusive=constraints.exclusive,
-        mutex=constraints.mutex or None,
-        requests=requests_of(spec, tool),
-    )
-
-
-def running_task(
-    key: Key, spec: TaskSpec, tool: ToolSpec | None, started_at: datetime.datetime
-) -> RunningTask:
-    return RunningTask(
-        key=task_key(key),
-        queue=spec.queue,
-        priority=spec.priority.rank,
-        started_at=started_at.timestamp(),
-        tool=spec.tool_ref.name if spec.tool_ref is not None else None,
-        exclusive=spec.constraints.exclusive,
-        mutex=spec.constraints.mutex or None,
-        requests=requests_of(spec, tool),
-    )
-
-
 class Dispatcher:
-    def __init__(self, settings: OperatorSettings) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        tasks: TaskController,
+        capacity: CapacityTracker,
+        capacity_known: Callable[[], bool],
+        clock: Callable[[], datetime.datetime] = timestamps.now,
+    ) -> None:
         self.settings = settings
         self.scheduler = Scheduler(settings)
+        self.capacity = capacity
+        self._capacity_known = capacity_known
+        self._tasks = tasks
+        self._clock = clock
         self._waiting: dict[str, WaitingTask] = {}
         self._running: dict[str, RunningTask] = {}
+        self._uids: dict[str, str] = {}
+        self._said: dict[str, tuple[str, str, str]] = {}
+        """What each waiting Task's status says: phase, reason, message."""
+        self._verdicts: dict[str, tuple[str, str]] = {}
+        """The scheduler's latest reason (and message) for each waiting Task that has one."""
+        self._news: set[str] = set()
+        self._starting: dict[str, float] = {}
+        """Tasks the last decision started, with the time they had been queued since."""
+        self._wake = asyncio.Event()
 
-    def offer(self, task: WaitingTask) -> None:
-        self._running.pop(task.key, None)
-        self._waiting[task.key] = task
-        self.scheduler.add(task)
+    # ----- what reconciles report ------------------------------------------------------------
+    def offer(self, task: WaitingTask, uid: str, status: TaskStatus) -> None:
+        key = task.key
+        self._uids[key] = uid
+        self._running.pop(key, None)
+        if self._waiting.get(key) != task:
+            self._waiting[key] = task
+            self.scheduler.add(task)
+            self._wake.set()
+        said = (status.phase.value, status.reason, status.message)
+        if self._said.get(key) != said:
+            self._said[key] = said
+            self._news.add(key)
+            self._wake.set()
 
-    def mark_running(self, task: RunningTask) -> None:
-        self._waiting.pop(task.key, None)
-        self._running[task.key] = task
-        self.scheduler.add_running(task)
+    def hold(self, task: RunningTask, uid: str) -> None:
+        key = task.key
+        self._uids[key] = uid
+        self._forget_waiting(key)
+        if self._running.get(key) != task:
+            self._running[key] = task
+            self.scheduler.add_running(task)
 
-    def forget(self, key: Key) -> bool:
-        text = task_key(key)
-        self._waiting.pop(text, None)
-        self._running.pop(text, None)
-        return self.scheduler.remove(text)
+    def release(self, key: str) -> None:
+        self._forget_waiting(key)
+        self._running.pop(key, None)
+        self._uids.pop(key, None)
+        if self.scheduler.remove(key):
+            self.capacity.forget(key)
+            self._wake.set()
+
+    def _forget_waiting(self, key: str) -> None:
+        self._waiting.pop(key, None)
+        self._said.pop(key, None)
+        self._verdicts.pop(key, None)
+        self._news.discard(key)
 
     def learn(self, tool: str, seconds: float) -> None:
         self.scheduler.learn_duration(tool, seconds)
 
-    def decide(self, now: datetime.datetime, capacity: Capacity | None) -> Plan:
-        started = time.perf_counter()
-        plan = self.scheduler.schedule(now.timestamp(), capacity)
-        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-        for start in plan.starts:
-            self._waiting.pop(start.key, None)
-            running = self.scheduler.running_task(start.key)
-            if running is not None:
-                self._running[start.key] = running
-        for failure in plan.failures:
-            self._waiting.pop(failure.key, None)
-        for queue, depth in plan.depths.items():
-            metrics.QUEUE_DEPTH.labels(queue=queue).set(depth.waiting + depth.overflow)
-        return plan
+    def wake(self) -> None:
+        self._wake.set()
 
     def reconfigure(self, settings: OperatorSettings) -> None:
         """New settings: a new scheduler that knows every task the old one knew."""
@@ -138,6 +121,113 @@ class Dispatcher:
             scheduler.add(waiting)
         self.settings = settings
         self.scheduler = scheduler
+        self._news.update(self._waiting)
+        self._wake.set()
 
-    def has_waiting(self) -> bool:
-        return bool(self._waiting)
+    # ----- deciding ----------------------------------------------------------------------------
+    async def run(self, ready: asyncio.Event) -> None:
+        await ready.wait()
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._carry_out(self.decide())
+            except Exception:  # a bug here must not stop scheduling for good
+                log.exception("carrying out a scheduling decision failed; deciding again")
+                loop.call_later(DISPATCH_TICK, self._wake.set)
+            if self._waiting:
+                # Time windows open and deadlines pass without any event: look again soon.
+                loop.call_later(DISPATCH_TICK, self._wake.set)
+
+    def _capacity_now(self) -> Capacity | None:
+        return self.capacity.snapshot() if self._capacity_known() else None
+
+    def decide(self) -> Plan:
+        now = self._clock()
+        started = time.perf_counter()
+        plan = self.scheduler.schedule(now.timestamp(), self._capacity_now())
+        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+        for start in plan.starts:
+            waited = self._waiting.get(start.key)
+            self._starting[start.key] = waited.queued_at if waited is not None else now.timestamp()
+            self._forget_waiting(start.key)
+            running = self.scheduler.running_task(start.key)
+            if running is not None:
+                self._running[start.key] = running
+                self.capacity.plan(start.key, start.node, running.requests)
+        for failure in plan.failures:
+            self._forget_waiting(failure.key)
+        for waiting in plan.waiting:
+            if waiting.reason is None:
+                self._verdicts.pop(waiting.key, None)
+            else:
+                self._verdicts[waiting.key] = (waiting.reason.value, waiting.message)
+            self._news.add(waiting.key)
+        for queue, depth in plan.depths.items():
+            metrics.QUEUE_DEPTH.labels(queue=queue).set(depth.waiting + depth.overflow)
+        return plan
+
+    async def _carry_out(self, plan: Plan) -> None:
+        actions: list[Awaitable[None]] = []
+        for start in plan.starts:
+            actions.append(self._start(start.key))
+        for failure in plan.failures:
+            uid = self._uids.pop(failure.key, None)
+            if uid is not None:
+                actions.append(
+                    self._tasks.fail(_key_of(failure.key), uid, failure.reason, failure.message)
+                )
+        for preemption in plan.preemptions:
+            metrics.PREEMPTIONS.labels(queue=preemption.queue).inc()
+            uid = self._uids.get(preemption.victim)
+            if uid is not None:
+                actions.append(
+                    self._tasks.preempt(_key_of(preemption.victim), uid, preemption.preemptor)
+                )
+        actions += self._waiting_reasons()
+        results = await asyncio.gather(*actions, return_exceptions=True)
+        for result in results:
+            if isinstance(result, ConflictError):
+                continue  # the Task changed meanwhile; its reconcile sees the change
+            if isinstance(result, ApiError):
+                log.warning("a scheduling action failed: %s", result)
+            elif isinstance(result, BaseException):
+                log.error("a scheduling action failed: %s", result, exc_info=result)
+
+    def _waiting_reasons(self) -> list[Awaitable[None]]:
+        """Queued statuses to write for waiting Tasks whose status does not say it yet."""
+        actions: list[Awaitable[None]] = []
+        for key in self._news:
+            task = self._waiting.get(key)
+            uid = self._uids.get(key)
+            if task is None or uid is None or not self.scheduler.is_waiting(key):
+                continue
+            reason, message = self._verdicts.get(
+                key, (Reason.QUEUED.value, f"waiting in queue {task.queue}")
+            )
+            said = (TaskPhase.QUEUED.value, reason, message)
+            if self._said.get(key) == said:
+                continue
+            self._said[key] = said
+            queued_at = timestamps.from_epoch(task.queued_at)
+            actions.append(self._tasks.wait(_key_of(key), uid, reason, message, queued_at))
+        self._news.clear()
+        return actions
+
+    async def _start(self, key: str) -> None:
+        uid = self._uids.get(key)
+        running = self._running.get(key)
+        queued_at = timestamps.from_epoch(self._starting.pop(key, self._clock().timestamp()))
+        started = False
+        try:
+            if uid is not None:
+                started = await self._tasks.start(_key_of(key), uid, queued_at)
+        finally:
+            if not started and self._running.get(key) is running:
+                # The slot was not used: give it back; the Task's reconcile offers it again.
+                self._running.pop(key, None)
+                if self.scheduler.remove(key):
+                    self.capacity.forget(key)
+                    self._wake.set()
+                self._tasks.runtime.enqueue(_key_of(key))

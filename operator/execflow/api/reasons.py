@@ -1,0 +1,62 @@
+"""Every reason word the operator writes into a status, an Event or a condition.
+
+A reason is one CamelCase word that tools and people can match on (`status.reason`, a condition's
+`reason`, an Event's `reason`), so the words are part of the API: they are listed here once and
+written from here only. The one exception is how a container ended: when an attempt fails, the
+reason the kubelet gave (`Error`, `OOMKilled`, `ContainerCannotRun`, ...) is passed through as the
+Task's reason, since the operator cannot know every word a runtime may use; the common ones are
+listed below for code that needs to name them.
+"""
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    """Why an object is in its phase or condition."""
+
+    # Waiting to start (Pending or Queued)
+    QUEUED = "Queued"
+    QUEUE_FULL = "QueueFull"
+    UNKNOWN_QUEUE = "UnknownQueue"
+    UNSCHEDULABLE = "Unschedulable"
+    OUTSIDE_TIME_WINDOW = "OutsideTimeWindow"
+    MUTEX_HELD = "MutexHeld"
+    EXCLUSIVE_RUNNING = "ExclusiveRunning"
+    WAITING_FOR_CAPACITY = "WaitingForCapacity"
+    NO_SCHEDULABLE_NODES = "NoSchedulableNodes"
+    PREEMPTED = "Preempted"
+    TOOL_NOT_FOUND = "ToolNotFound"
+    WAITING_FOR_DEPENDENCY = "WaitingForDependency"
+    PREVIOUS_JOB_EXISTS = "PreviousJobExists"
+    BACK_OFF = "BackOff"
+    JOB_FORBIDDEN = "JobForbidden"
+    # An attempt exists
+    RUNNING = "Running"
+    POD_CREATE_FAILED = "PodCreateFailed"
+    POD_UNSCHEDULABLE = "PodUnschedulable"
+    CONTAINER_WAITING = "ContainerWaiting"
+    # Stopped by the user
+    SUSPENDED = "Suspended"
+    CANCELLED = "Cancelled"
+    # Finished well
+    SUCCEEDED = "Succeeded"
+    CACHE_HIT = "CacheHit"
+    # Finished badly, or can never run
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    DEADLINE_MISSED = "DeadlineMissed"
+    DEPENDENCY_FAILED = "DependencyFailed"
+    DEPENDENCY_CYCLE = "DependencyCycle"
+    INVALID_PARAMETERS = "InvalidParameters"
+    INVALID_SPEC = "InvalidSpec"
+    INVALID_TOOL = "InvalidTool"
+    INVALID_NAME = "InvalidName"
+    JOB_REJECTED = "JobRejected"
+    STATUS_REJECTED = "StatusRejected"
+    # How a container ended, as the kubelet reports it (passed through; see the module docstring)
+    ERROR = "Error"
+    OOM_KILLED = "OOMKilled"
+    EVICTED = "Evicted"
+    # Tools
+    VALID = "Valid"
+    INVALID_SCHEMA = "InvalidSchema"
+    INVALID_DEFAULTS = "InvalidDefaults"

@@ -1,0 +1,422 @@
+"""Snapshot → view: everything the lifecycle needs to know about one Task, decided from plain data.
+
+The controller gathers a `TaskSnapshot` from its stores (the Task's body, its Tool, its Jobs with
+their pods, lookups of other Tasks of the namespace) without interpreting any of it. `build_view`
+interprets: it resolves the Tool and its defaults, checks the name, the spec, the time zones, the
+parameters and the args templates, judges dependencies (cycles included), finds a cached result,
+and reads the attempts from the Jobs. The result is a `TaskView` in which every reason a Task
+cannot run or cannot start yet is already a `Verdict` with a reason word and a message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from execflow.api.durations import parse_duration
+from execflow.api.reasons import Reason
+from execflow.api.task import (
+    DependencyCondition,
+    DependencyType,
+    TaskPhase,
+    TaskSpec,
+    TaskStatus,
+)
+from execflow.api.timestamps import parse_time
+from execflow.api.tool import ToolSpec
+from execflow.core import dependencies as deps
+from execflow.core.cache_keys import execution_key
+from execflow.core.task_spec import SpecError, effective_spec
+from execflow.core.tasks.attempts import (
+    Attempt,
+    AttemptState,
+    JobObservation,
+    attempt_of,
+    stopped_attempt,
+)
+from execflow.core.templating import TemplateError, render_args
+from execflow.core.tools import check_tool, parameter_problem
+
+MAX_NAME = 63
+"""Task names label their Jobs and pods, and a label value has at most 63 characters."""
+
+Body = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A reason word and a message for users."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """Operator-wide settings the lifecycle needs."""
+
+    pod_create_timeout: datetime.timedelta = datetime.timedelta(minutes=2)
+    default_cache_ttl: datetime.timedelta = datetime.timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSnapshot:
+    """The Tool a Task references, as stored; `spec` None when no Tool has that name."""
+
+    name: str
+    spec: Body | None
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """One Task and what surrounds it, as the stores hold it at one instant."""
+
+    namespace: str
+    name: str
+    generation: int
+    created_at: datetime.datetime | None
+    spec: Body
+    status: Body
+    tool: ToolSnapshot | None = None
+    jobs: Sequence[JobObservation] = ()
+    previous_jobs: Sequence[str] = ()
+    """Jobs labelled with this Task's name but owned by another object (an earlier Task)."""
+    task_named: Callable[[str], Body | None] = field(default=lambda _name: None)
+    """Another Task of the namespace by name, for dependencies."""
+    completed_with_key: Callable[[str], Sequence[Body]] = field(default=lambda _key: ())
+    """Completed Tasks of the namespace whose status.cacheKey is the given key."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A completed identical execution found in the cache."""
+
+    task: str
+    result: Any
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class TaskView:
+    name: str
+    generation: int
+    status: TaskStatus
+    spec: TaskSpec | None = None
+    tool: ToolSpec | None = None
+    attempts: tuple[Attempt, ...] = ()
+    failure: Verdict | None = None
+    """The Task can never run as it is."""
+    waiting: Verdict | None = None
+    """The Task cannot start yet (no Tool, a dependency, an earlier Task's Job still there)."""
+    finish_wait: Verdict | None = None
+    """A *ToFinish dependency holds the completion of a successful attempt."""
+    cached: CachedResult | None = None
+    cache_key: str | None = None
+    created_at: datetime.datetime | None = None
+    stop_jobs: tuple[Attempt, ...] = ()
+    """Attempts judged failed by the operator whose Jobs must still be marked and stopped."""
+
+    @property
+    def latest(self) -> Attempt | None:
+        return max(self.attempts, key=lambda attempt: attempt.number, default=None)
+
+    @property
+    def active(self) -> tuple[Attempt, ...]:
+        return tuple(attempt for attempt in self.attempts if attempt.active)
+
+
+def _status(raw: Body) -> TaskStatus:
+    try:
+        return TaskStatus.model_validate(raw)
+    except ValidationError:
+        # A status the operator cannot read (written by hand?) is rebuilt from the Jobs.
+        return TaskStatus()
+
+
+def _lenient_spec(raw: Body) -> TaskSpec | None:
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _time_zone_problem(spec: TaskSpec) -> str | None:
+    for index, window in enumerate(spec.constraints.time_windows):
+        try:
+            zoneinfo.ZoneInfo(window.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return (
+                f"spec.constraints.timeWindows[{index}].timeZone: unknown time zone "
+                f"{window.time_zone!r}; use an IANA name such as UTC or Europe/Berlin"
+            )
+    return None
+
+
+def _attempts(
+    snapshot: TaskSnapshot, settings: TaskSettings, now: datetime.datetime
+) -> tuple[tuple[Attempt, ...], tuple[Attempt, ...]]:
+    """The attempts, and those among them the operator must stop as failed (pod never created)."""
+    attempts: list[Attempt] = []
+    to_stop: list[Attempt] = []
+    for observation in snapshot.jobs:
+        if observation.job["metadata"].get("deletionTimestamp"):
+            continue
+        attempt = attempt_of(observation, now)
+        problem = attempt.problem
+        if (
+            attempt.state is AttemptState.PENDING
+            and problem is not None
+            and problem.reason == Reason.POD_CREATE_FAILED
+            and attempt.created_at is not None
+        ):
+            give_up_at = attempt.created_at + settings.pod_create_timeout
+            if now >= give_up_at:
+                attempt = stopped_attempt(attempt, now)
+                to_stop.append(attempt)
+            else:
+                attempt = replace(attempt, recheck_at=give_up_at)
+        attempts.append(attempt)
+    return tuple(attempts), tuple(to_stop)
+
+
+def _resolve_tool(
+    snapshot: TaskSnapshot,
+) -> tuple[ToolSpec | None, Mapping[str, Any], Verdict | None, Verdict | None]:
+    """The Tool's spec and defaults; a failure verdict (unusable) or a waiting one (missing)."""
+    tool = snapshot.tool
+    if tool is None:
+        return None, {}, None, None
+    if tool.spec is None:
+        message = f"Tool {tool.name!r} does not exist (yet); the task starts once it does"
+        return None, {}, None, Verdict(Reason.TOOL_NOT_FOUND, message)
+    check = check_tool(tool.spec)
+    if check.problem is not None or check.spec is None:
+        problem = check.problem
+        detail = problem.message if problem is not None else "unreadable"
+        return None, {}, Verdict(Reason.INVALID_TOOL, f"Tool {tool.name!r}: {detail}"), None
+    return check.spec, check.spec.defaults, None, None
+
+
+def _spec_failure(spec: TaskSpec, tool: ToolSpec | None) -> Verdict | None:
+    zone = _time_zone_problem(spec)
+    if zone is not None:
+        return Verdict(Reason.INVALID_SPEC, zone)
+    if tool is not None:
+        problem = parameter_problem(tool.input_schema, spec.parameters)
+        if problem is not None:
+            return Verdict(Reason.INVALID_PARAMETERS, problem)
+    container = tool or spec.container
+    if container is not None:
+        try:
+            render_args(list(container.args), spec.parameters)
+        except TemplateError as error:
+            return Verdict(Reason.INVALID_PARAMETERS, str(error))
+    return None
+
+
+def _predecessor(body: Body | None) -> deps.PredecessorState | None:
+    if body is None:
+        return None
+    status = body.get("status") or {}
+    phase = str(status.get("phase") or TaskPhase.PENDING)
+    terminal = phase in {p.value for p in TaskPhase if p.is_terminal}
+    started = bool(status.get("startTime")) or phase in (TaskPhase.RUNNING, TaskPhase.COMPLETED)
+    return deps.PredecessorState(
+        phase=phase, started=started, finished=terminal, succeeded=phase == TaskPhase.COMPLETED
+    )
+
+
+def _raw_dependencies(body: Body | None) -> list[deps.Dependency]:
+    raw = ((body or {}).get("spec") or {}).get("dependencies") or []
+    found = []
+    for item in raw:
+        if not isinstance(item, Mapping) or not item.get("task"):
+            continue
+        try:
+            found.append(
+                deps.Dependency(
+                    str(item["task"]),
+                    DependencyType(item.get("type", DependencyType.FINISH_TO_START)),
+                    DependencyCondition(item.get("condition", DependencyCondition.SUCCEEDED)),
+                )
+            )
+        except ValueError:
+            continue  # admission refuses unknown types; an old object is judged without it
+    return found
+
+
+def judge_dependencies(
+    name: str,
+    spec: TaskSpec,
+    attempts: Sequence[Attempt],
+    task_named: Callable[[str], Body | None],
+) -> deps.DependencyDecision | None:
+    """The dependency decision for the Task's next step, or None while an attempt runs."""
+    own = [deps.Dependency(d.task, d.type, d.condition) for d in spec.dependencies]
+    graph: dict[str, list[deps.Dependency]] = {name: own}
+    frontier = [d.task for d in own]
+    while frontier:
+        other = frontier.pop()
+        if other in graph:
+            continue
+        graph[other] = _raw_dependencies(task_named(other))
+        frontier += [d.task for d in graph[other]]
+    if name in deps.tasks_on_cycles(graph):
+        return deps.DependencyDecision(
+            deps.Readiness.FAIL,
+            reason=deps.DEPENDENCY_CYCLE,
+            message="the task's dependencies form a cycle, so it can never start or finish",
+        )
+    states = {
+        other: state
+        for other in graph
+        if other != name and (state := _predecessor(task_named(other))) is not None
+    }
+    latest = max(attempts, key=lambda attempt: attempt.number, default=None)
+    if latest is not None and latest.state is AttemptState.SUCCEEDED:
+        return deps.can_complete(own, states)
+    if latest is not None and latest.active:
+        return None
+    return deps.can_start(own, states)
+
+
+def cache_key(spec: TaskSpec, tool: ToolSpec | None) -> str | None:
+    container = tool or spec.container
+    if container is None:
+        return None
+    return execution_key(
+        container.image,
+        container.command,
+        container.args,
+        [e.model_dump(by_alias=True, exclude_none=True) for e in container.env],
+        spec.parameters,
+    )
+
+
+def _cached(
+    snapshot: TaskSnapshot, key: str, ttl: datetime.timedelta, now: datetime.datetime
+) -> CachedResult | None:
+    best: tuple[datetime.datetime, Body] | None = None
+    for body in snapshot.completed_with_key(key):
+        if body["metadata"]["name"] == snapshot.name:
+            continue
+        finished = parse_time((body.get("status") or {}).get("completionTime"))
+        if finished is None or now - finished > ttl:
+            continue
+        if best is None or finished > best[0]:
+            best = (finished, body)
+    if best is None:
+        return None
+    status = best[1].get("status") or {}
+    return CachedResult(best[1]["metadata"]["name"], status.get("result"), status.get("exitCode"))
+
+
+def build_view(
+    snapshot: TaskSnapshot, now: datetime.datetime, settings: TaskSettings | None = None
+) -> TaskView:
+    settings = settings or TaskSettings()
+    attempts, to_stop = _attempts(snapshot, settings, now)
+    view = TaskView(
+        name=snapshot.name,
+        generation=snapshot.generation,
+        status=_status(snapshot.status),
+        attempts=attempts,
+        created_at=snapshot.created_at,
+        stop_jobs=to_stop,
+    )
+    for stage in _STAGES:
+        view = stage(view, snapshot, settings, now)
+        if view.failure is not None or view.waiting is not None:
+            break
+    return view
+
+
+Stage = Callable[[TaskView, TaskSnapshot, TaskSettings, datetime.datetime], TaskView]
+
+
+def _check_name(
+    view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
+) -> TaskView:
+    if len(snapshot.name) <= MAX_NAME:
+        return view
+    message = (
+        f"task names label their Jobs and pods, so they may have at most {MAX_NAME} "
+        f"characters; this one has {len(snapshot.name)}"
+    )
+    return replace(view, failure=Verdict(Reason.INVALID_NAME, message))
+
+
+def _check_spec(
+    view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
+) -> TaskView:
+    """The Tool, its defaults under the Task's spec, and whether the result can run."""
+    tool, defaults, unusable, missing = _resolve_tool(snapshot)
+    if unusable is not None:
+        return replace(view, failure=unusable)
+    if missing is not None:
+        return replace(view, spec=_lenient_spec(snapshot.spec), waiting=missing)
+    try:
+        spec = effective_spec(snapshot.spec, defaults)
+    except SpecError as error:
+        return replace(view, failure=Verdict(Reason.INVALID_SPEC, str(error)))
+    return replace(view, spec=spec, tool=tool, failure=_spec_failure(spec, tool))
+
+
+def _check_dependencies(
+    view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
+) -> TaskView:
+    spec = view.spec
+    if spec is None or not spec.dependencies:
+        return view
+    judged = judge_dependencies(snapshot.name, spec, view.attempts, snapshot.task_named)
+    if judged is None or judged.readiness is deps.Readiness.READY:
+        return view
+    verdict = Verdict(judged.reason, judged.message)
+    if judged.readiness is deps.Readiness.FAIL:
+        return replace(view, failure=verdict)
+    latest = view.latest
+    if latest is not None and latest.state is AttemptState.SUCCEEDED:
+        return replace(view, finish_wait=verdict)
+    return replace(view, waiting=verdict)
+
+
+def _check_previous_jobs(
+    view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
+) -> TaskView:
+    if not snapshot.previous_jobs or view.attempts:
+        return view
+    names = ", ".join(sorted(snapshot.previous_jobs))
+    message = (
+        f"Job {names} of an earlier Task named {snapshot.name} still exists; the first "
+        "attempt starts once it is deleted (the garbage collector does that shortly)"
+    )
+    return replace(view, waiting=Verdict(Reason.PREVIOUS_JOB_EXISTS, message))
+
+
+def _find_cached(
+    view: TaskView, snapshot: TaskSnapshot, settings: TaskSettings, now: datetime.datetime
+) -> TaskView:
+    spec = view.spec
+    if spec is None or not spec.cache.enabled:
+        return view
+    key = cache_key(spec, view.tool)
+    view = replace(view, cache_key=key)
+    if key is None or view.attempts or view.status.phase is TaskPhase.COMPLETED:
+        return view
+    ttl = parse_duration(spec.cache.ttl) if spec.cache.ttl else settings.default_cache_ttl
+    return replace(view, cached=_cached(snapshot, key, ttl, now))
+
+
+_STAGES: tuple[Stage, ...] = (
+    _check_name,
+    _check_spec,
+    _check_dependencies,
+    _check_previous_jobs,
+    _find_cached,
+)
+"""In this order; a stage that finds the Task cannot run (failure) or must wait ends the view."""

@@ -1,0 +1,116 @@
+"""The operator's stores, one per watched kind, and the indexes the controllers look things up by.
+
+Relations are followed by uid wherever Kubernetes records one: a Job belongs to the Task its
+controller ownerReference names, a pod to its Job. So a Task re-created under an old name never
+sees its predecessor's Jobs as its own attempts (they are found, by their task label, only to
+wait until the garbage collector has removed them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from execflow.api.task import TaskPhase
+from execflow.runtime.store import Body, Store
+
+TASK_LABEL = "execflow.dev/task"
+
+
+def controller_uid(body: Body) -> str | None:
+    """The uid of the object's controller (its ownerReference with controller: true)."""
+    for reference in body["metadata"].get("ownerReferences") or []:
+        if reference.get("controller"):
+            return str(reference.get("uid"))
+    return None
+
+
+def _namespace(body: Body) -> str:
+    return str(body["metadata"].get("namespace") or "")
+
+
+def _tool(body: Body) -> Iterable[Hashable]:
+    tool = ((body.get("spec") or {}).get("toolRef") or {}).get("name")
+    return [(_namespace(body), str(tool))] if tool else []
+
+
+def _depends_on(body: Body) -> Iterable[Hashable]:
+    dependencies = (body.get("spec") or {}).get("dependencies") or []
+    return {
+        (_namespace(body), str(item["task"]))
+        for item in dependencies
+        if isinstance(item, Mapping) and item.get("task")
+    }
+
+
+def _cache_entry(body: Body) -> Iterable[Hashable]:
+    status = body.get("status") or {}
+    key = status.get("cacheKey")
+    if status.get("phase") != TaskPhase.COMPLETED or not key or status.get("cacheHit"):
+        return []
+    return [(_namespace(body), str(key))]
+
+
+def _owner(body: Body) -> Iterable[Hashable]:
+    uid = controller_uid(body)
+    return [uid] if uid else []
+
+
+def _task_label(body: Body) -> Iterable[Hashable]:
+    task = (body["metadata"].get("labels") or {}).get(TASK_LABEL)
+    return [(_namespace(body), str(task))] if task else []
+
+
+def _involved(body: Body) -> Iterable[Hashable]:
+    uid = (body.get("involvedObject") or {}).get("uid")
+    return [str(uid)] if uid else []
+
+
+@dataclass
+class Stores:
+    tasks: Store = field(
+        default_factory=lambda: Store(
+            "tasks", {"tool": _tool, "depends-on": _depends_on, "cache": _cache_entry}
+        )
+    )
+    tools: Store = field(default_factory=lambda: Store("tools"))
+    jobs: Store = field(
+        default_factory=lambda: Store("jobs", {"owner": _owner, "task": _task_label})
+    )
+    pods: Store = field(default_factory=lambda: Store("pods", {"owner": _owner}))
+    job_events: Store = field(default_factory=lambda: Store("events", {"involved": _involved}))
+    nodes: Store = field(default_factory=lambda: Store("nodes"))
+    quotas: Store = field(default_factory=lambda: Store("resourcequotas"))
+
+    def sizes(self) -> list[tuple[str, int]]:
+        return [
+            (store.kind, len(store))
+            for store in (
+                self.tasks,
+                self.tools,
+                self.jobs,
+                self.pods,
+                self.job_events,
+                self.nodes,
+                self.quotas,
+            )
+        ]
+
+    def latest_failure(self, job_uid: str) -> str | None:
+        """The message of the newest FailedCreate Event the Job controller posted for a Job."""
+        events = self.job_events.indexed("involved", job_uid)
+        if not events:
+            return None
+        newest = max(events, key=_event_time)
+        return str(newest.get("message") or "the Job controller could not create the pod")
+
+
+def _event_time(event: Mapping[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or (event.get("series") or {}).get("lastObservedTime")
+        or event.get("eventTime")
+        or event["metadata"].get("creationTimestamp")
+        or ""
+    )

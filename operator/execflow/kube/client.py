@@ -1,0 +1,251 @@
+"""The typed API layer: every write the operator makes goes through here, and nothing else writes.
+
+Five operations, each with the answer that makes reconciles idempotent:
+
+- `patch_status` writes a status from a typed model (only the fields set on it) through the
+  `/status` subresource; a 404 means the object is gone.
+- `patch` merges a change into an object the operator owns (a Job it stops).
+- `create` makes a child; a 409 AlreadyExistsError returns the existing object instead, so creating
+  a deterministic name twice is harmless. The caller checks that it is really its own child.
+- `delete` removes an object; a 404 means it was gone already.
+- `get` reads one object (the only read: everything else comes from the watch-fed stores).
+
+Bodies travel as plain JSON: requests skip the client's model classes both ways, which would only
+convert dicts into objects and back. Transient failures (`UnavailableError`) are retried here a few
+times with exponential backoff (honouring Retry-After) before they reach the caller, who then
+backs off per object; every other error is raised at once, classified (see `errors`). Every
+request names the field manager `execflow`, and every write is counted by verb and resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from execflow import metrics
+from execflow.api.common import ExecflowModel
+from execflow.kube.connection import Connection
+from execflow.kube.errors import (
+    TRANSPORT_ERRORS,
+    AlreadyExistsError,
+    ApiError,
+    NotFoundError,
+    UnavailableError,
+    classify,
+)
+
+log = logging.getLogger("execflow.kube")
+
+FIELD_MANAGER = "execflow"
+MERGE_PATCH = "application/merge-patch+json"
+JSON = "application/json"
+ATTEMPTS = 5
+FIRST_DELAY = 0.1
+MAX_DELAY = 2.0
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One kind of object: where it lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        parts = [root]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(self.plural)
+        if name is not None:
+            parts.append(name)
+        if sub is not None:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+TASKS = Resource("execflow.dev", "v1alpha1", "tasks")
+TOOLS = Resource("execflow.dev", "v1alpha1", "tools")
+JOBS = Resource("batch", "v1", "jobs")
+PODS = Resource("", "v1", "pods")
+EVENTS = Resource("", "v1", "events")
+NODES = Resource("", "v1", "nodes", namespaced=False)
+QUOTAS = Resource("", "v1", "resourcequotas")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One API request, as the transport sends it."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    content_type: str = JSON
+
+
+Transport = Callable[[Request], Any]
+"""Sends a request and returns the decoded JSON reply; raises the client's exceptions."""
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def client_transport(connection: Connection) -> Transport:
+    """The real transport: the Kubernetes client's authenticated HTTP, without its models."""
+    api = connection.api_client
+
+    def send(request: Request) -> Any:
+        response = api.call_api(
+            request.path,
+            request.method,
+            query_params=list(request.query),
+            header_params={"Accept": JSON, "Content-Type": request.content_type},
+            body=request.body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=connection.request_timeout,
+        )
+        data = response.data
+        return json.loads(data) if data else None
+
+    return send
+
+
+class Kube:
+    """The operator's client of the API server (see the module docstring)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        pool: Executor,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        self._transport = transport
+        self._pool = pool
+        self._sleep = sleep
+        self._attempts = attempts
+        self.writes = 0
+
+    @classmethod
+    def connect(cls, connection: Connection) -> Kube:
+        """The layer over a real connection: its HTTP client and its thread pool."""
+        return cls(client_transport(connection), connection.pool)
+
+    async def patch_status(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        status: ExecflowModel,
+        *,
+        expect: Mapping[str, Any] | None = None,
+    ) -> Body:
+        """Write the fields set on `status`; returns the updated object. NotFound when gone.
+
+        With `expect` (the object as the caller last saw it), the write happens only if the
+        object is still at that resourceVersion; otherwise ConflictError, since the caller
+        decided on stale data. Resource versions are unique across objects, so this also
+        refuses a new object that took the name meanwhile.
+        """
+        patch: Body = {"status": status.model_dump(mode="json", by_alias=True, exclude_unset=True)}
+        if expect is not None:
+            patch["metadata"] = {"resourceVersion": expect["metadata"]["resourceVersion"]}
+        request = Request(
+            "PATCH",
+            resource.path(namespace, name, "status"),
+            (("fieldManager", FIELD_MANAGER),),
+            patch,
+            MERGE_PATCH,
+        )
+        reply: Body = await self._write(request, "patch", resource)
+        return reply
+
+    async def patch(
+        self, resource: Resource, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> Body:
+        """A JSON merge patch of an object the operator owns (a Job it marks and stops)."""
+        request = Request(
+            "PATCH",
+            resource.path(namespace, name),
+            (("fieldManager", FIELD_MANAGER),),
+            dict(patch),
+            MERGE_PATCH,
+        )
+        reply: Body = await self._write(request, "patch", resource)
+        return reply
+
+    async def create(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> Body:
+        """Create `body`; when its name exists already, return the existing object."""
+        request = Request(
+            "POST", resource.path(namespace), (("fieldManager", FIELD_MANAGER),), dict(body)
+        )
+        try:
+            created: Body = await self._write(request, "create", resource)
+        except AlreadyExistsError:
+            name = body["metadata"].get("name")
+            if not name:
+                raise  # a generated name collided: the caller may simply try again
+            return await self.get(resource, namespace, str(name))
+        return created
+
+    async def delete(
+        self, resource: Resource, namespace: str, name: str, *, uid: str | None = None
+    ) -> bool:
+        """Delete in the background (dependents by the garbage collector). False: already gone.
+
+        With `uid`, only that incarnation is deleted: a new object of the same name is left alone.
+        """
+        options: Body = {"propagationPolicy": "Background"}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        request = Request("DELETE", resource.path(namespace, name), (), options)
+        try:
+            await self._write(request, "delete", resource)
+        except NotFoundError:
+            return False
+        except ApiError as error:
+            if uid is not None and error.status == 409:
+                return False  # the precondition failed: another object holds the name now
+            raise
+        return True
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> Body:
+        reply: Body = await self._send(Request("GET", resource.path(namespace, name)))
+        return reply
+
+    async def _write(self, request: Request, verb: str, resource: Resource) -> Any:
+        reply = await self._send(request)
+        self.writes += 1
+        metrics.API_WRITES.labels(verb=verb, resource=resource.plural).inc()
+        return reply
+
+    async def _send(self, request: Request) -> Any:
+        loop = asyncio.get_running_loop()
+        delay = FIRST_DELAY
+        attempt = 1
+        while True:
+            try:
+                return await loop.run_in_executor(self._pool, self._transport, request)
+            except TRANSPORT_ERRORS as raised:
+                error = classify(raised)
+                if not isinstance(error, UnavailableError) or attempt >= self._attempts:
+                    raise error from raised
+            wait = error.retry_after if error.retry_after is not None else delay
+            log.debug(
+                "%s %s: %s; retry %d in %.1fs", request.method, request.path, error, attempt, wait
+            )
+            await self._sleep(wait)
+            delay = min(MAX_DELAY, delay * 2)
+            attempt += 1
