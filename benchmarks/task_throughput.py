@@ -3,8 +3,10 @@
 Why this exists: a Task is a Job plus bookkeeping (a queue, status writes, Events). That bookkeeping
 must not make execflow the bottleneck of a cluster, and absolute figures depend on the machine, so
 the benchmark measures bare batch/v1 Jobs in the same run and reports Tasks relative to them. It is
-a measurement, not a test: it asserts nothing and prints a table; the figures are also written as
-JSON to benchmarks/results/task_throughput.json.
+a measurement, not a test: it asserts nothing. The figures form a typed report, one frozen
+dataclass per part (the two runs, latencies, phase timings, API writes with their cross-checks,
+the operator, the environment), printed as a table and written as JSON to
+benchmarks/results/task_throughput.json.
 
 One run:
 
@@ -14,9 +16,10 @@ One run:
    Complete (or Failed) condition: jobs/s = N / elapsed.
 2. Tasks. The operator is started (`execflow run --namespace <ns> --settings <file>`, the default
    queue's maxConcurrentTasks raised to at least N, so that the operator is measured and not the
-   limit). N Tasks with the same container and annotation are created the same way in another fresh
-   namespace; the clock stops when a watch has seen every Task in a terminal phase:
-   tasks/s = N / elapsed, and the ratio tasks/s / jobs/s.
+   limit) and counts as ready once it serves metrics and has filled its store. N Tasks with the
+   same container and annotation are created the same way in another fresh namespace; the clock
+   stops when a watch has seen every Task in a terminal phase: tasks/s = N / elapsed, and the
+   ratio tasks/s / jobs/s.
 3. Task -> Job latency, two ways:
    a. from the API after the run: Task creationTimestamp -> its first Job's creationTimestamp.
       Those timestamps have 1 s resolution, so these percentiles are whole seconds;
@@ -43,15 +46,16 @@ One run:
    Running -> Completed, and the order of its phases; any order but Queued > Running > Completed
    is reported.
 
-The cluster: by default the project's local control plane (`execflow cluster up`, reused when it
-runs and never stopped here); `--kubeconfig` points at any other cluster; `--cluster private`
-starts a separate local control plane in a temporary directory for the run and removes it at the
-end. The benchmark's operator watches only its own namespace (checked: it must report zero Tasks
-when it has filled its store, although Tasks exist elsewhere), so it leaves other users of a
-shared cluster alone. The reverse does not hold: an execflow operator that watches all namespaces
-(an integration test run, a manual `execflow run`) also reconciles the benchmark's Tasks. The
-cross-checks then disagree (attempts and transitions counted by the benchmark's operator against
-Jobs and phase changes seen) and the run is flagged; use `--cluster private` for clean figures.
+The cluster (chosen by execflow.devcluster.harness): by default the project's local control plane
+(as `execflow cluster up`: brought up, or reused when it runs, and never stopped here);
+`--kubeconfig` points at any other cluster; `--cluster private` starts a separate local control
+plane in a temporary directory for the run and removes it at the end. The benchmark's operator
+watches only its own namespace (checked: it must report zero Tasks when it has filled its store,
+although Tasks exist elsewhere), so it leaves other users of a shared cluster alone. The reverse
+does not hold: an execflow operator that watches all namespaces (an integration test run, a manual
+`execflow run`) also reconciles the benchmark's Tasks. The cross-checks then disagree (attempts and
+transitions counted by the benchmark's operator against Jobs and phase changes seen) and the run is
+flagged; use `--cluster private` for clean figures.
 
 Run from the repository root with the project's virtualenv:
 
@@ -70,28 +74,24 @@ import platform
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from execflow.kube.crds import install_crds
+from execflow.devcluster import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "task_throughput.json"
@@ -99,9 +99,15 @@ GROUP, VERSION, PLURAL = "execflow.dev", "v1alpha1", "tasks"
 TASK_LABEL = "execflow.dev/task"
 ATTEMPT_LABEL = "execflow.dev/attempt"
 DURATION_ANNOTATION = "sim.execflow.dev/duration"
+NAMESPACE_LABELS = {"execflow.dev/benchmark": "1"}
 TERMINAL_PHASES = frozenset({"Completed", "Failed", "Cancelled", "Timeout"})
+USUAL_PHASES = "Queued > Running > Completed"
 OPERATOR_COMPONENTS = frozenset({"execflow", "kopf"})
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+ATTEMPTS_METRIC = "execflow_task_attempts_total"
+TRANSITIONS_METRIC = "execflow_task_transitions_total"
+# Logged once the operator's caches hold everything it watches: "listed 0 tools, 0 tasks, ...".
+LISTED = re.compile(r"listed (\d+) tools, (\d+) tasks.*")
 
 
 def say(message: str) -> None:
@@ -117,76 +123,12 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return ordered[rank]
 
 
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def parse_time(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def execflow_command() -> list[str]:
-    """The `execflow` entry point of the interpreter running this script."""
-    script = Path(sys.executable).parent / "execflow"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "execflow.cli.main"]
-
-
-# ----- the cluster ------------------------------------------------------------------------------
-class Cluster:
-    """The cluster the benchmark runs on: shared local, private local, or a given kubeconfig."""
-
-    def __init__(self, mode: str, kubeconfig: str | None) -> None:
-        self.mode = "external" if kubeconfig else mode
-        self.kubeconfig = Path(kubeconfig) if kubeconfig else None
-        self.state_dir: Path | None = None
-
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.state_dir is not None:
-            env["EXECFLOW_STATE_DIR"] = str(self.state_dir)
-        return env
-
-    def up(self) -> Path:
-        if self.kubeconfig is not None:
-            return self.kubeconfig
-        if self.mode == "private":
-            self.state_dir = Path(tempfile.mkdtemp(prefix="execflow-bench-cluster-"))
-            say(f"starting a private local control plane in {self.state_dir}")
-        # Progress goes to stderr (passed through); the kubeconfig path is stdout's last line.
-        done = subprocess.run(
-            [*execflow_command(), "cluster", "up"],
-            env=self._env(),
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-        )
-        self.kubeconfig = Path(done.stdout.strip().splitlines()[-1])
-        return self.kubeconfig
-
-    def down(self) -> None:
-        """Stop the cluster only when this run started it (private mode)."""
-        if self.state_dir is None:
-            return
-        say("stopping the private control plane")
-        subprocess.run(
-            [*execflow_command(), "cluster", "down"],
-            env=self._env(),
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-
-
-def api_client_for(kubeconfig: Path, pool_size: int) -> client.ApiClient:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
 
 
 def raw(response: Any) -> Any:
@@ -198,42 +140,6 @@ def drain(response: Any) -> None:
     """Read a `_preload_content=False` reply to its end, so its connection can be reused."""
     response.read()
     response.release_conn()
-
-
-def create_namespace(api: client.ApiClient, name: str) -> None:
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name, "labels": {"execflow.dev/benchmark": "1"}}})
-    # Pods are refused until the namespace's default ServiceAccount exists.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        accounts = raw(core.list_namespaced_service_account(name, _preload_content=False))
-        if any(sa["metadata"]["name"] == "default" for sa in accounts["items"]):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"no default ServiceAccount in {name} after 60 s")
-
-
-def delete_namespaces(api: client.ApiClient, names: list[str], timeout: float) -> None:
-    core = client.CoreV1Api(api)
-    for name in names:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(name, propagation_policy="Background")
-    deadline = time.monotonic() + timeout
-    remaining = list(names)
-    while remaining and time.monotonic() < deadline:
-        still = []
-        for name in remaining:
-            try:
-                drain(core.read_namespace(name, _preload_content=False))
-                still.append(name)
-            except ApiException as error:
-                if error.status != 404:
-                    still.append(name)
-        remaining = still
-        if remaining:
-            time.sleep(1)
-    if remaining:
-        say(f"namespaces still terminating (left to the cluster): {', '.join(remaining)}")
 
 
 def count_tasks(api: client.ApiClient) -> int:
@@ -495,103 +401,6 @@ def zero_task(name: str, duration: str) -> dict[str, Any]:
     }
 
 
-# ----- the operator -----------------------------------------------------------------------------
-class OperatorProcess:
-    """`execflow run` for one namespace, as a subprocess with its own log and metrics port."""
-
-    def __init__(
-        self, command: list[str], kubeconfig: Path, namespace: str, settings: Path, log: Path
-    ) -> None:
-        self.command = command
-        self.kubeconfig = kubeconfig
-        self.namespace = namespace
-        self.settings = settings
-        self.log = log
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 120) -> None:
-        args = [
-            *self.command,
-            "run",
-            "--settings",
-            str(self.settings),
-            "--namespace",
-            self.namespace,
-            "--metrics-port",
-            str(self.port),
-        ]
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the operator exited with {self.process.returncode}: {self.tail()}"
-                )
-            # Ready once it serves metrics and has filled its store (the "primed" log line).
-            if "primed:" in self.log.read_text(errors="replace"):
-                with contextlib.suppress(OSError):
-                    self.metrics_text()
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"the operator was not ready after {timeout:.0f} s: {self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def primed_line(self) -> str:
-        for line in self.log.read_text(errors="replace").splitlines():
-            if "primed:" in line:
-                return line.split("primed:", 1)[1].strip()
-        return ""
-
-    def primed_tasks(self) -> int | None:
-        """The Tasks the operator read when it started ("primed: N tools, M tasks")."""
-        match = re.search(r"(\d+) tasks", self.primed_line())
-        return int(match[1]) if match else None
-
-    def metrics_text(self) -> str:
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            text: str = reply.read().decode()
-            return text
-
-    def counters(self) -> dict[str, float]:
-        """execflow_task_attempts_total and execflow_task_transitions_total, summed."""
-        totals: Counter[str] = Counter()
-        for line in self.metrics_text().splitlines():
-            for name in ("execflow_task_attempts_total", "execflow_task_transitions_total"):
-                if line.startswith((name + " ", name + "{")):
-                    totals[name] += float(line.rsplit(" ", 1)[1])
-        return dict(totals)
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the operator process so far (Linux only)."""
-        if self.process is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            say("the operator did not stop within 30 s of SIGTERM; killing it")
-            self.process.kill()
-            self.process.wait(10)
-
-
 # ----- API server request counters --------------------------------------------------------------
 REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -623,12 +432,203 @@ def apiserver_requests(api: client.ApiClient) -> Counter[str]:
     return counts
 
 
+# ----- the report -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float | None
+    p99: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Percentiles:
+        return cls(_round(percentile(values, 50)), _round(percentile(values, 99)))
+
+
+@dataclass(frozen=True)
+class Latency:
+    p50: float | None
+    p99: float | None
+    max: float | None
+    samples: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Latency:
+        spread = Percentiles.of(values)
+        return cls(spread.p50, spread.p99, _round(max(values, default=None)), len(values))
+
+
+@dataclass(frozen=True)
+class Run:
+    """N objects (the bare Jobs, or the Tasks) from the first create until the watch has seen the
+    last one finish; outcomes by Job condition or Task phase."""
+
+    namespace: str
+    create_seconds: float
+    elapsed_seconds: float
+    per_second: float
+    outcomes: dict[str, int]
+    added_to_finished_seconds: Percentiles
+
+
+@dataclass(frozen=True)
+class TaskToJobLatency:
+    """Task created -> its first Job created: between the two watch ADDED events, and between
+    the two creationTimestamps (whole seconds)."""
+
+    watch_seconds: Latency
+    api_timestamps_seconds: Latency
+
+
+@dataclass(frozen=True)
+class PhaseTimings:
+    """Where a Task's time goes, from when the watch first saw each phase; the phase sequences
+    seen, and a few Tasks whose sequence was not the usual one."""
+
+    added_to_queued: Percentiles
+    queued_to_job_added: Percentiles
+    job_added_to_running: Percentiles
+    running_to_completed: Percentiles
+    sequences: dict[str, int]
+    unusual_examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ObservedWrites:
+    """The operator's writes as the watches and the Event listing of the Task namespace saw them."""
+
+    job_creates: int
+    job_deletes: int
+    task_status_writes: int
+    events: int
+    total: int
+    per_task: float
+
+
+@dataclass(frozen=True)
+class RequestedWrites:
+    """The same from the API server's request counters: exact on a private cluster only."""
+
+    scope: str
+    delta: dict[str, int]
+    operator_task_requests: int
+    operator_job_requests: int
+    events: int
+    per_task: float
+
+
+@dataclass(frozen=True)
+class CrossChecks:
+    """The operator's own counters: attempts must equal the Job creates, transitions the phase
+    changes the watch saw."""
+
+    attempts: int
+    transitions: int
+    phase_changes_seen: int
+
+
+@dataclass(frozen=True)
+class Writes:
+    """API writes per Task with their cross-checks, counted after the writes went quiet."""
+
+    observed: ObservedWrites
+    requests: RequestedWrites
+    cross_checks: CrossChecks
+    event_sources: dict[str, int]
+    settle_seconds: float
+
+
+@dataclass(frozen=True)
+class OperatorFigures:
+    max_concurrent_tasks: int
+    cpu_seconds: float | None
+    listed_at_start: str
+    tasks_elsewhere_at_start: int
+
+
+@dataclass(frozen=True)
+class Environment:
+    cluster: str
+    cpus: int | None
+    python: str
+    kubernetes: str
+    revision: str
+    load_average_at_start: tuple[float, ...]
+    load_average_at_end: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    benchmark: str
+    command: str
+    time: str
+    count: int
+    duration: str
+    threads: int
+    environment: Environment
+    jobs: Run
+    tasks: Run
+    ratio: float
+    latency: TaskToJobLatency
+    phases: PhaseTimings
+    writes: Writes
+    operator: OperatorFigures
+    notes: tuple[str, ...]
+
+
+def findings(
+    tasks: Run, phases: PhaseTimings, writes: Writes, tasks_listed_at_start: int
+) -> tuple[str, ...]:
+    """What makes the figures suspect: disagreeing cross-checks, odd phase orders, failures."""
+    notes = []
+    checks, jobs_created = writes.cross_checks, writes.observed.job_creates
+    if checks.transitions != checks.phase_changes_seen:
+        notes.append(
+            f"the operator counted {checks.transitions} phase transitions but the watch saw "
+            f"{checks.phase_changes_seen} phase changes: it patched a phase the Task already had, "
+            "or another execflow operator wrote to the namespace"
+        )
+    if checks.attempts != jobs_created:
+        notes.append(
+            f"the operator counted {checks.attempts} attempts but {jobs_created} Jobs were "
+            "created in the namespace: another execflow operator created some"
+        )
+    unusual = {s: n for s, n in phases.sequences.items() if s != USUAL_PHASES}
+    if unusual:
+        notes.append(
+            f"phase sequences other than {USUAL_PHASES}: {unusual} "
+            f"(e.g. {', '.join(phases.unusual_examples)})"
+        )
+    if sum(tasks.outcomes.values()) != tasks.outcomes.get("Completed", 0):
+        notes.append(f"not every Task completed: {tasks.outcomes}")
+    if tasks_listed_at_start:
+        notes.append(
+            f"the operator took in {tasks_listed_at_start} Tasks when it started although its "
+            "namespace was empty: --namespace did not confine it"
+        )
+    return tuple(notes)
+
+
 # ----- the phases -------------------------------------------------------------------------------
-def rate(count: int, seconds: float | None) -> float | None:
-    return count / seconds if seconds else None
+def summarize_run(
+    namespace: str,
+    start: float,
+    created: float,
+    records: Sequence[JobRecord | TaskRecord],
+    count: int,
+) -> Run:
+    end = max(r.finished for r in records if r.finished is not None)
+    return Run(
+        namespace=namespace,
+        create_seconds=round(created - start, 3),
+        elapsed_seconds=round(end - start, 3),
+        per_second=round(count / (end - start), 2),
+        outcomes=dict(Counter(r.outcome for r in records if r.outcome)),
+        added_to_finished_seconds=Percentiles.of(
+            [r.finished - r.added for r in records if r.finished and r.added]
+        ),
+    )
 
 
-def run_jobs(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_jobs(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> Run:
     batch = client.BatchV1Api(api)
     names = [f"job-{index:05d}" for index in range(args.count)]
     observed = Observations()
@@ -655,32 +655,145 @@ def run_jobs(api: client.ApiClient, namespace: str, args: argparse.Namespace) ->
         )
     finally:
         watch.stop()
-    end = max(r.finished for r in observed.jobs.values() if r.finished is not None)
-    failed = sum(1 for r in observed.jobs.values() if r.outcome == "Failed")
-    run_times = [r.finished - r.added for r in observed.jobs.values() if r.finished and r.added]
-    return {
-        "namespace": namespace,
-        "create_seconds": round(created - start, 3),
-        "elapsed_seconds": round(end - start, 3),
-        "per_second": round(args.count / (end - start), 2),
-        "failed": failed,
-        "added_to_finished_seconds": {
-            "p50": _round(percentile(run_times, 50)),
-            "p99": _round(percentile(run_times, 99)),
-        },
+    return summarize_run(namespace, start, created, list(observed.jobs.values()), args.count)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Counters read before and after the Task run: the figures are their differences."""
+
+    cpu_seconds: float | None
+    attempts: float
+    transitions: float
+    requests: Counter[str]
+
+    @classmethod
+    def take(cls, api: client.ApiClient, operator: harness.OperatorProcess) -> Snapshot:
+        return cls(
+            cpu_seconds=operator.cpu_seconds(),
+            attempts=operator.metric(ATTEMPTS_METRIC) or 0.0,
+            transitions=operator.metric(TRANSITIONS_METRIC) or 0.0,
+            requests=apiserver_requests(api),
+        )
+
+
+@dataclass(frozen=True)
+class TaskMeasurements:
+    run: Run
+    latency: TaskToJobLatency
+    phases: PhaseTimings
+    writes: Writes
+    cpu_seconds: float | None
+
+
+def task_to_job_latency(
+    records: Iterable[TaskRecord], tasks: list[dict[str, Any]], jobs: list[dict[str, Any]]
+) -> TaskToJobLatency:
+    first_job: dict[str, datetime.datetime] = {}
+    for job in jobs:
+        labels = job["metadata"].get("labels") or {}
+        if labels.get(ATTEMPT_LABEL) == "1" and labels.get(TASK_LABEL):
+            first_job[labels[TASK_LABEL]] = parse_time(job["metadata"]["creationTimestamp"])
+    stamps = [
+        (
+            first_job[t["metadata"]["name"]] - parse_time(t["metadata"]["creationTimestamp"])
+        ).total_seconds()
+        for t in tasks
+        if t["metadata"]["name"] in first_job
+    ]
+    seen = [r.job_added - r.added for r in records if r.job_added and r.added]
+    return TaskToJobLatency(
+        watch_seconds=Latency.of(seen), api_timestamps_seconds=Latency.of(stamps)
+    )
+
+
+def phase_timings(tasks: dict[str, TaskRecord]) -> PhaseTimings:
+    records = list(tasks.values())
+
+    def stage(
+        first: Callable[[TaskRecord], float | None], then: Callable[[TaskRecord], float | None]
+    ) -> Percentiles:
+        return Percentiles.of(
+            [b - a for r in records if (a := first(r)) is not None and (b := then(r)) is not None]
+        )
+
+    return PhaseTimings(
+        added_to_queued=stage(lambda r: r.added, lambda r: r.phase_seen.get("Queued")),
+        queued_to_job_added=stage(lambda r: r.phase_seen.get("Queued"), lambda r: r.job_added),
+        job_added_to_running=stage(lambda r: r.job_added, lambda r: r.phase_seen.get("Running")),
+        running_to_completed=stage(
+            lambda r: r.phase_seen.get("Running"), lambda r: r.phase_seen.get("Completed")
+        ),
+        sequences=dict(Counter(" > ".join(r.phases) for r in records)),
+        unusual_examples=tuple(
+            name for name, r in tasks.items() if " > ".join(r.phases) != USUAL_PHASES
+        )[:3],
+    )
+
+
+def count_writes(
+    observed: Observations,
+    events: list[dict[str, Any]],
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    count: int,
+    scope: str,
+    settle_seconds: float,
+) -> Writes:
+    sources: Counter[str] = Counter()
+    for event in events:
+        component = (event.get("source") or {}).get("component") or event.get("reportingComponent")
+        sources[str(component or "unknown")] += 1
+    operator_events = sum(n for c, n in sources.items() if c in OPERATOR_COMPONENTS)
+    status_writes = sum(r.modified for r in observed.tasks.values())
+    total = observed.jobs_added + observed.jobs_deleted + status_writes + operator_events
+    delta = {
+        key: after.requests[key] - before.requests[key]
+        for key in sorted(after.requests)
+        if after.requests[key] - before.requests[key]
     }
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
+    task_requests = sum(v for k, v in delta.items() if "execflow.dev/tasks" in k)
+    job_requests = sum(
+        v for k, v in delta.items() if k.startswith(("POST batch/jobs", "DELETE batch/jobs"))
+    )
+    # The benchmark's own creates are POST execflow.dev/tasks: not the operator's.
+    operator_task_requests = task_requests - delta.get("POST execflow.dev/tasks", 0)
+    return Writes(
+        observed=ObservedWrites(
+            job_creates=observed.jobs_added,
+            job_deletes=observed.jobs_deleted,
+            task_status_writes=status_writes,
+            events=operator_events,
+            total=total,
+            per_task=round(total / count, 3),
+        ),
+        # Core Events posts include the Job controller's: Events come from the listing here too.
+        requests=RequestedWrites(
+            scope=scope,
+            delta=delta,
+            operator_task_requests=operator_task_requests,
+            operator_job_requests=job_requests,
+            events=operator_events,
+            per_task=round((operator_task_requests + job_requests + operator_events) / count, 3),
+        ),
+        cross_checks=CrossChecks(
+            attempts=int(after.attempts - before.attempts),
+            transitions=int(after.transitions - before.transitions),
+            phase_changes_seen=sum(r.phase_changes for r in observed.tasks.values()),
+        ),
+        event_sources=dict(sources),
+        settle_seconds=round(settle_seconds, 2),
+    )
 
 
 def run_tasks(
     api: client.ApiClient,
     namespace: str,
-    operator: OperatorProcess,
+    operator: harness.OperatorProcess,
     args: argparse.Namespace,
-) -> dict[str, Any]:
+    scope: str,
+) -> TaskMeasurements:
     custom = client.CustomObjectsApi(api)
     batch = client.BatchV1Api(api)
     core = client.CoreV1Api(api)
@@ -712,13 +825,10 @@ def run_tasks(
         drain(response)
 
     def operator_alive() -> None:
-        assert operator.process is not None
-        if operator.process.poll() is not None:
-            raise RuntimeError(f"the operator exited during the run: {operator.tail()}")
+        if not operator.running:
+            raise RuntimeError(f"the operator exited during the run; log: {operator.log_path}")
 
-    operator_before = operator.counters()
-    cpu_before = operator.cpu_seconds()
-    requests_before = apiserver_requests(api)
+    before = Snapshot.take(api, operator)
     say(f"phase 2: creating {args.count} Tasks in {namespace}")
     try:
         start, created = create_all(names, create, args.threads)
@@ -738,245 +848,58 @@ def run_tasks(
         for watch in watches:
             watch.stop()
     settled = time.monotonic()
-    cpu_after = operator.cpu_seconds()
-    operator_after = operator.counters()
-    requests_after = apiserver_requests(api)
-
-    records = list(observed.tasks.values())
-    end = max(r.finished for r in records if r.finished is not None)
-    outcomes = Counter(r.outcome for r in records if r.outcome)
-    run_times = [r.finished - r.added for r in records if r.finished and r.added]
-    watch_latency = [r.job_added - r.added for r in records if r.job_added and r.added]
-
-    def stage(
-        first: Callable[[TaskRecord], float | None], then: Callable[[TaskRecord], float | None]
-    ) -> dict[str, float | None]:
-        spans = [
-            b - a for r in records if (a := first(r)) is not None and (b := then(r)) is not None
-        ]
-        return {"p50": _round(percentile(spans, 50)), "p99": _round(percentile(spans, 99))}
-
-    stages = {
-        "added_to_queued": stage(lambda r: r.added, lambda r: r.phase_seen.get("Queued")),
-        "queued_to_job_added": stage(lambda r: r.phase_seen.get("Queued"), lambda r: r.job_added),
-        "job_added_to_running": stage(lambda r: r.job_added, lambda r: r.phase_seen.get("Running")),
-        "running_to_completed": stage(
-            lambda r: r.phase_seen.get("Running"), lambda r: r.phase_seen.get("Completed")
-        ),
-    }
-
+    after = Snapshot.take(api, operator)
     # Timestamps as the API server recorded them (1 s resolution).
     tasks = raw(list_tasks(_preload_content=False))["items"]
     jobs = raw(list_jobs(_preload_content=False))["items"]
-    first_job: dict[str, datetime.datetime] = {}
-    for job in jobs:
-        labels = job["metadata"].get("labels") or {}
-        if labels.get(ATTEMPT_LABEL) == "1" and labels.get(TASK_LABEL):
-            first_job[labels[TASK_LABEL]] = parse_time(job["metadata"]["creationTimestamp"])
-    api_latency = [
-        (
-            first_job[t["metadata"]["name"]] - parse_time(t["metadata"]["creationTimestamp"])
-        ).total_seconds()
-        for t in tasks
-        if t["metadata"]["name"] in first_job
-    ]
-
     events = raw(core.list_namespaced_event(namespace, _preload_content=False))["items"]
-    event_sources: Counter[str] = Counter()
-    for event in events:
-        component = (event.get("source") or {}).get("component") or event.get("reportingComponent")
-        event_sources[str(component or "unknown")] += 1
-    operator_events = sum(n for c, n in event_sources.items() if c in OPERATOR_COMPONENTS)
-
-    status_writes = sum(r.modified for r in records)
-    phase_changes = sum(r.phase_changes for r in records)
-    observed_writes = observed.jobs_added + observed.jobs_deleted + status_writes + operator_events
-    request_delta = {
-        key: requests_after[key] - requests_before.get(key, 0)
-        for key in sorted(requests_after)
-        if requests_after[key] - requests_before.get(key, 0)
-    }
-    task_requests = sum(v for k, v in request_delta.items() if "execflow.dev/tasks" in k)
-    job_requests = sum(
-        v
-        for k, v in request_delta.items()
-        if k.startswith(("POST batch/jobs", "DELETE batch/jobs"))
-    )
-    # The benchmark's own creates are POST execflow.dev/tasks: not the operator's.
-    operator_task_requests = task_requests - request_delta.get("POST execflow.dev/tasks", 0)
-    attempts = operator_after.get("execflow_task_attempts_total", 0) - operator_before.get(
-        "execflow_task_attempts_total", 0
-    )
-    transitions = operator_after.get("execflow_task_transitions_total", 0) - operator_before.get(
-        "execflow_task_transitions_total", 0
-    )
-
-    notes = []
-    if int(transitions) != phase_changes:
-        notes.append(
-            f"the operator counted {int(transitions)} phase transitions but the watch saw "
-            f"{phase_changes} phase changes: it patched a phase the Task already had, or "
-            "another execflow operator wrote to the namespace"
-        )
-    if int(attempts) != observed.jobs_added:
-        notes.append(
-            f"the operator counted {int(attempts)} attempts but {observed.jobs_added} Jobs were "
-            "created in the namespace: another execflow operator created some"
-        )
-    sequences = Counter(" > ".join(r.phases) for r in records)
-    usual = " > ".join(("Queued", "Running", "Completed"))
-    unusual = {sequence: n for sequence, n in sequences.items() if sequence != usual}
-    if unusual:
-        examples = [name for name, r in observed.tasks.items() if " > ".join(r.phases) != usual]
-        notes.append(
-            f"phase sequences other than {usual}: {unusual} (e.g. {', '.join(examples[:3])})"
-        )
-    if sum(outcomes.values()) != outcomes.get("Completed", 0):
-        notes.append(f"not every Task completed: {dict(outcomes)}")
-
-    count = args.count
-    return {
-        "namespace": namespace,
-        "create_seconds": round(created - start, 3),
-        "elapsed_seconds": round(end - start, 3),
-        "per_second": round(count / (end - start), 2),
-        "outcomes": dict(outcomes),
-        "added_to_finished_seconds": {
-            "p50": _round(percentile(run_times, 50)),
-            "p99": _round(percentile(run_times, 99)),
-        },
-        "stages_seconds": stages,
-        "phase_sequences": dict(sequences),
-        "task_to_job_latency": {
-            "watch_seconds": {
-                "p50": _round(percentile(watch_latency, 50)),
-                "p99": _round(percentile(watch_latency, 99)),
-                "max": _round(max(watch_latency, default=None)),
-                "samples": len(watch_latency),
-            },
-            "api_timestamps_seconds": {
-                "p50": percentile(api_latency, 50),
-                "p99": percentile(api_latency, 99),
-                "max": max(api_latency, default=None),
-                "samples": len(api_latency),
-                "resolution_seconds": 1,
-            },
-        },
-        "writes": {
-            "observed": {
-                "job_creates": observed.jobs_added,
-                "job_deletes": observed.jobs_deleted,
-                "task_status_writes": status_writes,
-                "events": operator_events,
-                "total": observed_writes,
-                "per_task": round(observed_writes / count, 3),
-            },
-            "apiserver_requests": {
-                "delta": request_delta,
-                "operator_task_requests": operator_task_requests,
-                "operator_job_requests": job_requests,
-                "per_task": round(
-                    (operator_task_requests + job_requests + operator_events) / count, 3
-                ),
-                "scope": "private cluster"
-                if args.cluster == "private" and not args.kubeconfig
-                else "cluster-wide",
-            },
-            "event_sources": dict(event_sources),
-        },
-        "operator": {
-            "attempts": int(attempts),
-            "transitions": int(transitions),
-            "phase_changes_seen": phase_changes,
-            "cpu_seconds": _round(
-                None if cpu_before is None or cpu_after is None else cpu_after - cpu_before, 2
-            ),
-            "primed": operator.primed_line(),
-        },
-        "settle_seconds": round(settled - finish, 2),
-        "notes": notes,
-    }
-
-
-# ----- reporting --------------------------------------------------------------------------------
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}{unit}" if abs(value) < 10 else f"{value:.1f}{unit}"
-    return f"{value}{unit}"
-
-
-def print_table(result: dict[str, Any]) -> None:
-    jobs, tasks = result["jobs"], result["tasks"]
-    latency = tasks["task_to_job_latency"]
-    writes = tasks["writes"]
-    rows = [
-        ("", "bare Jobs", "Tasks"),
-        ("created in", _fmt(jobs["create_seconds"], " s"), _fmt(tasks["create_seconds"], " s")),
-        (
-            "all finished after",
-            _fmt(jobs["elapsed_seconds"], " s"),
-            _fmt(tasks["elapsed_seconds"], " s"),
+    return TaskMeasurements(
+        run=summarize_run(namespace, start, created, list(observed.tasks.values()), args.count),
+        latency=task_to_job_latency(observed.tasks.values(), tasks, jobs),
+        phases=phase_timings(observed.tasks),
+        writes=count_writes(
+            observed,
+            events,
+            before,
+            after,
+            count=args.count,
+            scope=scope,
+            settle_seconds=settled - finish,
         ),
-        ("throughput", _fmt(jobs["per_second"], " /s"), _fmt(tasks["per_second"], " /s")),
-        (
-            "ADDED -> finished p50",
-            _fmt(jobs["added_to_finished_seconds"]["p50"], " s"),
-            _fmt(tasks["added_to_finished_seconds"]["p50"], " s"),
-        ),
-        (
-            "ADDED -> finished p99",
-            _fmt(jobs["added_to_finished_seconds"]["p99"], " s"),
-            _fmt(tasks["added_to_finished_seconds"]["p99"], " s"),
-        ),
-    ]
-    width = max(len(r[0]) for r in rows) + 2
-    environment = result["environment"]
-    print(
-        f"\nexecflow task throughput: N={result['count']}, cluster {result['cluster']}, "
-        f"{environment['cpus']} CPUs, load average {environment['load_average_at_start'][0]} "
-        f"at start, {environment['load_average_at_end'][0]} at end"
+        cpu_seconds=None
+        if before.cpu_seconds is None or after.cpu_seconds is None
+        else round(after.cpu_seconds - before.cpu_seconds, 2),
     )
-    for label, left, right in rows:
-        print(f"  {label:<{width}}{left:>12}{right:>12}")
-    print(f"  {'ratio tasks/s / jobs/s':<{width}}{'':>12}{_fmt(result['ratio']):>12}")
-    print("  Task stages seen on the watch:")
-    for name, spans in tasks["stages_seconds"].items():
-        label = name.replace("_to_", " -> ").replace("_", " ")
-        print(
-            f"    {label:<24} p50 {_fmt(spans['p50'], ' s'):>8}  p99 {_fmt(spans['p99'], ' s'):>8}"
-        )
-    watch, stamps = latency["watch_seconds"], latency["api_timestamps_seconds"]
-    print(
-        f"  Task -> Job latency (watch ADDED)       p50 {_fmt(watch['p50'], ' s')}, "
-        f"p99 {_fmt(watch['p99'], ' s')}, max {_fmt(watch['max'], ' s')}"
+
+
+# ----- the operator -----------------------------------------------------------------------------
+def operator_settings(max_concurrent: int, max_queued: int) -> str:
+    return yaml.safe_dump(
+        {
+            "queues": {
+                "default": {"maxConcurrentTasks": max_concurrent, "maxQueuedTasks": max_queued}
+            }
+        }
     )
-    print(
-        f"  Task -> Job latency (creationTimestamp) p50 {_fmt(stamps['p50'])} s, "
-        f"p99 {_fmt(stamps['p99'])} s, max {_fmt(stamps['max'])} s (1 s resolution)"
+
+
+def wait_listed(operator: harness.OperatorProcess, timeout: float) -> re.Match[str]:
+    """The operator's "listed N tools, M tasks, ..." log line, once its caches are filled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not operator.running:
+            raise RuntimeError(f"the operator exited while starting; log: {operator.log_path}")
+        if listed := LISTED.search(operator.log_text()):
+            return listed
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the operator did not fill its caches within {timeout:.0f} s; log: {operator.log_path}"
     )
-    seen = writes["observed"]
-    print(
-        f"  operator writes per task (observed)    {seen['per_task']:.2f} = "
-        f"job creates {seen['job_creates']} + job deletes {seen['job_deletes']} + "
-        f"status writes {seen['task_status_writes']} + Events {seen['events']}, / {result['count']}"
-    )
-    counted = writes["apiserver_requests"]
-    print(
-        f"  operator write requests per task (API server, {counted['scope']}) "
-        f"{counted['per_task']:.2f} = tasks {counted['operator_task_requests']} + "
-        f"jobs {counted['operator_job_requests']} + Events {seen['events']}, / {result['count']}"
-    )
-    operator = tasks["operator"]
-    print(
-        f"  operator counters: attempts {operator['attempts']}, transitions "
-        f"{operator['transitions']} (phase changes seen {operator['phase_changes_seen']}), "
-        f"CPU {_fmt(operator['cpu_seconds'], ' s')}"
-    )
-    for note in tasks["notes"]:
-        print(f"  NOTE: {note}")
-    print(f"  written to {result['results_file']}")
+
+
+# ----- one run ----------------------------------------------------------------------------------
+def load_average() -> tuple[float, ...]:
+    return tuple(round(x, 2) for x in os.getloadavg())
 
 
 def git_revision() -> str:
@@ -990,6 +913,169 @@ def git_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return described.stdout.strip()
+
+
+def measure(
+    api: client.ApiClient,
+    cluster: harness.Cluster,
+    args: argparse.Namespace,
+    load_at_start: tuple[float, ...],
+) -> Report:
+    """Both phases on cluster. The benchmark's namespaces are removed afterwards unless the
+    cluster is private (it goes as a whole) or --keep-namespaces; the operator's folder (settings
+    and log) is kept when the run fails."""
+    server = client.VersionApi(api).get_code().git_version
+    namespaces: list[str] = []
+    operator: harness.OperatorProcess | None = None
+    succeeded = False
+    try:
+        for stem in ("bench-jobs", "bench-tasks"):
+            namespaces.append(harness.create_namespace(api, stem, labels=NAMESPACE_LABELS))
+        jobs_ns, tasks_ns = namespaces
+        jobs = run_jobs(api, jobs_ns, args)
+
+        # The default queue holds and runs all N at once: the operator is measured, not a limit.
+        limit = max(1000, args.count)
+        operator = harness.OperatorProcess(
+            cluster.kubeconfig,
+            Path(tempfile.mkdtemp(prefix="execflow-bench-")),
+            operator_settings(limit, max(10000, args.count)),
+            namespaces=[tasks_ns],
+            command=shlex.split(args.operator_command)
+            if args.operator_command
+            else harness.OPERATOR_COMMAND,
+        )
+        elsewhere = count_tasks(api)
+        say(f"starting the operator for namespace {tasks_ns} ({elsewhere} Tasks elsewhere)")
+        operator.start(timeout=120)
+        listed = wait_listed(operator, timeout=120)
+        scope = "private cluster" if cluster.mode == "private" else "cluster-wide"
+        tasks = run_tasks(api, tasks_ns, operator, args, scope)
+
+        report = Report(
+            benchmark="task_throughput",
+            command=" ".join([Path(sys.executable).name, *sys.argv]),
+            time=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            count=args.count,
+            duration=args.duration,
+            threads=args.threads,
+            environment=Environment(
+                cluster=cluster.mode,
+                cpus=os.cpu_count(),
+                python=platform.python_version(),
+                kubernetes=server,
+                revision=git_revision(),
+                load_average_at_start=load_at_start,
+                load_average_at_end=load_average(),
+            ),
+            jobs=jobs,
+            tasks=tasks.run,
+            ratio=round(tasks.run.per_second / jobs.per_second, 3),
+            latency=tasks.latency,
+            phases=tasks.phases,
+            writes=tasks.writes,
+            operator=OperatorFigures(
+                max_concurrent_tasks=limit,
+                cpu_seconds=tasks.cpu_seconds,
+                listed_at_start=listed[0],
+                tasks_elsewhere_at_start=elsewhere,
+            ),
+            notes=findings(tasks.run, tasks.phases, tasks.writes, int(listed[2])),
+        )
+        succeeded = True
+        return report
+    finally:
+        if operator is not None:
+            operator.stop()
+            if succeeded:
+                shutil.rmtree(operator.directory, ignore_errors=True)
+            else:
+                tail = "\n".join(operator.log_text().splitlines()[-20:])
+                say(f"operator log kept: {operator.log_path}\n{tail}")
+        if namespaces and cluster.mode != "private" and not args.keep_namespaces:
+            say(f"deleting namespaces {', '.join(namespaces)}")
+            for name in namespaces:
+                harness.delete_namespace(api, name)
+            remaining = harness.wait_namespaces_gone(api, namespaces, timeout=180)
+            if remaining:
+                say(f"namespaces still terminating (left to the cluster): {', '.join(remaining)}")
+
+
+# ----- reporting --------------------------------------------------------------------------------
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}{unit}" if abs(value) < 10 else f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def print_table(report: Report, written_to: Path) -> None:
+    jobs, tasks = report.jobs, report.tasks
+    rows = [
+        ("", "bare Jobs", "Tasks"),
+        ("created in", _fmt(jobs.create_seconds, " s"), _fmt(tasks.create_seconds, " s")),
+        ("all finished after", _fmt(jobs.elapsed_seconds, " s"), _fmt(tasks.elapsed_seconds, " s")),
+        ("throughput", _fmt(jobs.per_second, " /s"), _fmt(tasks.per_second, " /s")),
+        (
+            "ADDED -> finished p50",
+            _fmt(jobs.added_to_finished_seconds.p50, " s"),
+            _fmt(tasks.added_to_finished_seconds.p50, " s"),
+        ),
+        (
+            "ADDED -> finished p99",
+            _fmt(jobs.added_to_finished_seconds.p99, " s"),
+            _fmt(tasks.added_to_finished_seconds.p99, " s"),
+        ),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    environment = report.environment
+    print(
+        f"\nexecflow task throughput: N={report.count}, cluster {environment.cluster}, "
+        f"{environment.cpus} CPUs, load average {environment.load_average_at_start[0]} "
+        f"at start, {environment.load_average_at_end[0]} at end"
+    )
+    for label, left, right in rows:
+        print(f"  {label:<{width}}{left:>12}{right:>12}")
+    print(f"  {'ratio tasks/s / jobs/s':<{width}}{'':>12}{_fmt(report.ratio):>12}")
+    print("  Task stages seen on the watch:")
+    phases = report.phases
+    for name, spans in (
+        ("added -> queued", phases.added_to_queued),
+        ("queued -> job added", phases.queued_to_job_added),
+        ("job added -> running", phases.job_added_to_running),
+        ("running -> completed", phases.running_to_completed),
+    ):
+        print(f"    {name:<24} p50 {_fmt(spans.p50, ' s'):>8}  p99 {_fmt(spans.p99, ' s'):>8}")
+    watch, stamps = report.latency.watch_seconds, report.latency.api_timestamps_seconds
+    print(
+        f"  Task -> Job latency (watch ADDED)       p50 {_fmt(watch.p50, ' s')}, "
+        f"p99 {_fmt(watch.p99, ' s')}, max {_fmt(watch.max, ' s')}"
+    )
+    print(
+        f"  Task -> Job latency (creationTimestamp) p50 {_fmt(stamps.p50)} s, "
+        f"p99 {_fmt(stamps.p99)} s, max {_fmt(stamps.max)} s (1 s resolution)"
+    )
+    seen, counted = report.writes.observed, report.writes.requests
+    print(
+        f"  operator writes per task (observed)    {seen.per_task:.2f} = "
+        f"job creates {seen.job_creates} + job deletes {seen.job_deletes} + "
+        f"status writes {seen.task_status_writes} + Events {seen.events}, / {report.count}"
+    )
+    print(
+        f"  operator write requests per task (API server, {counted.scope}) "
+        f"{counted.per_task:.2f} = tasks {counted.operator_task_requests} + "
+        f"jobs {counted.operator_job_requests} + Events {counted.events}, / {report.count}"
+    )
+    checks = report.writes.cross_checks
+    print(
+        f"  operator counters: attempts {checks.attempts}, transitions {checks.transitions} "
+        f"(phase changes seen {checks.phase_changes_seen}), "
+        f"CPU {_fmt(report.operator.cpu_seconds, ' s')}"
+    )
+    for note in report.notes:
+        print(f"  NOTE: {note}")
+    print(f"  written to {written_to}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1010,8 +1096,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--operator-command",
-        help="the command whose `run` subcommand starts the operator (default: the execflow "
-        "entry point next to this interpreter)",
+        help="the command whose `run` subcommand starts the operator (default: this "
+        "interpreter with `-m execflow.cli.main`)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
     parser.add_argument(
@@ -1027,103 +1113,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = " ".join([Path(sys.executable).name, *sys.argv])
-    cluster = Cluster(args.cluster, args.kubeconfig)
-    work = Path(tempfile.mkdtemp(prefix="execflow-bench-"))
-    suffix = uuid.uuid4().hex[:6]
-    jobs_ns, tasks_ns = f"bench-jobs-{suffix}", f"bench-tasks-{suffix}"
-    namespaces: list[str] = []
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
-    operator: OperatorProcess | None = None
-    api: client.ApiClient | None = None
-    succeeded = False
-    try:
-        kubeconfig = cluster.up()
-        api = api_client_for(kubeconfig, args.threads + 8)
-        server = client.VersionApi(api).get_code().git_version
-        install_crds(api)
-        for name in (jobs_ns, tasks_ns):
-            create_namespace(api, name)
-            namespaces.append(name)
-
-        jobs = run_jobs(api, jobs_ns, args)
-
-        settings = work / "settings.yaml"
-        limit = max(1000, args.count)
-        settings.write_text(
-            yaml.safe_dump(
-                {
-                    "queues": {
-                        "default": {
-                            "maxConcurrentTasks": limit,
-                            "maxQueuedTasks": max(10000, args.count),
-                        }
-                    }
-                }
-            )
-        )
-        starter = shlex.split(args.operator_command) if args.operator_command else None
-        operator = OperatorProcess(
-            starter or execflow_command(), kubeconfig, tasks_ns, settings, work / "operator.log"
-        )
-        elsewhere = count_tasks(api)
-        say(f"starting the operator for namespace {tasks_ns} ({elsewhere} Tasks elsewhere)")
-        operator.start()
-        primed = operator.primed_tasks()
-        tasks = run_tasks(api, tasks_ns, operator, args)
-        tasks["operator"]["tasks_elsewhere_at_start"] = elsewhere
-        if primed:
-            tasks["notes"].append(
-                f"the operator took in {primed} Tasks when it started although its namespace was "
-                "empty: --namespace did not confine it"
-            )
-
-        result = {
-            "benchmark": "task_throughput",
-            "command": command,
-            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "count": args.count,
-            "duration": args.duration,
-            "threads": args.threads,
-            "cluster": cluster.mode,
-            "environment": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "kubernetes": server,
-                "revision": git_revision(),
-                "load_average_at_start": load_at_start,
-                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            },
-            "settings": {"maxConcurrentTasks": limit},
-            "jobs": jobs,
-            "tasks": tasks,
-            "ratio": round(tasks["per_second"] / jobs["per_second"], 3),
-            "results_file": str(args.output),
-        }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
-        print_table(result)
-        succeeded = True
-        return 0
-    finally:
-        if operator is not None:
-            operator.stop()
-            if not succeeded:
-                say(f"operator log kept: {operator.log}\n{operator.tail()}")
-        # A private cluster goes as a whole; elsewhere the namespaces are removed one by one.
-        if (
-            api is not None
-            and namespaces
-            and cluster.state_dir is None
-            and not args.keep_namespaces
-        ):
-            say(f"deleting namespaces {', '.join(namespaces)}")
-            delete_namespaces(api, namespaces, timeout=180)
-        if api is not None:
+    # Before a private cluster starts: the load the machine had without this run.
+    load_at_start = load_average()
+    with harness.use_cluster(
+        say,
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+        private=args.cluster == "private",
+    ) as cluster:
+        api = harness.connect(cluster.kubeconfig, pool_size=args.threads + 8, with_crds=True)
+        try:
+            report = measure(api, cluster, args, load_at_start)
+        finally:
             api.close()
-        cluster.down()
-        if succeeded:
-            shutil.rmtree(work, ignore_errors=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    print_table(report, args.output)
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,23 +8,24 @@ prints their outcomes and exits non-zero when an outcome is not the documented o
 
 from __future__ import annotations
 
-import datetime
+import json
 import os
-import signal
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-from execflow.devcluster.cluster import LocalCluster, NodeShape, free_port
-from execflow.kube.crds import install_crds
+from execflow.devcluster import harness
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TERMINAL = {"Completed", "Failed", "Timeout", "Cancelled"}
@@ -94,67 +95,75 @@ def problems(outcomes: dict[str, dict[str, Any]]) -> list[str]:
     return found
 
 
-def _table(outcomes: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="execflow demo: example tasks")
-    for column in ("task", "phase", "reason", "attempts", "result"):
-        table.add_column(column)
+def _result_text(status: dict[str, Any]) -> str:
+    result = status.get("result")
+    return "" if result in (None, {}) else json.dumps(result, separators=(",", ":"))
+
+
+def _table(outcomes: dict[str, dict[str, Any]], results: bool) -> Table:
+    table = Table(title="execflow demo: example tasks", box=box.SIMPLE, pad_edge=False)
+    columns = ["task", "phase", "reason", "attempts"] + (["result"] if results else [])
+    for column in columns:
+        # JSON has few spaces to wrap at: fold it rather than cut it short.
+        table.add_column(column, overflow="fold")
     for name, status in outcomes.items():
-        result = status.get("result")
-        table.add_row(
-            name,
-            str(status.get("phase")),
-            str(status.get("reason")),
-            str(status.get("attempts", 0)),
-            "" if result in (None, {}) else str(result)[:60],
-        )
+        row = [name, str(status.get("phase")), str(status.get("reason"))]
+        row.append(str(status.get("attempts", 0)))
+        if results:
+            row.append(_result_text(status))
+        # Text, not markup: a result may contain brackets.
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
+def print_outcomes(console: Console, outcomes: dict[str, dict[str, Any]]) -> None:
+    """One row per task; when the terminal is too narrow for the results in a column, they follow
+    the table one per line instead of being folded into a sliver."""
+    table = _table(outcomes, results=True)
+    unbounded = console.options.update_width(PIPE_WIDTH)
+    if Measurement.get(console, unbounded, table).maximum <= console.width:
+        console.print(table)
+        return
+    console.print(_table(outcomes, results=False))
+    for name, status in outcomes.items():
+        if result := _result_text(status):
+            console.print(Text(f"{name}: {result}"), overflow="fold")
+
+
+# A pipe has no width: rows stay whole lines for grep and friends instead of wrapping at 80.
+PIPE_WIDTH = 1000
+
+
 def main() -> int:
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
     say = console.print
-    kubeconfig = os.environ.get("EXECFLOW_DEMO_KUBECONFIG")
-    if not kubeconfig:
-        kubeconfig = str(LocalCluster().up(NodeShape(), lambda m: say(f"[dim]{m}[/dim]")))
-    api = config.new_client_from_config(config_file=kubeconfig)
-    install_crds(api)
-    namespace = "execflow-demo-" + datetime.datetime.now().strftime("%H%M%S")
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
-    port = free_port()
-    log_path = Path(kubeconfig).parent / "demo-operator.log"
-    say(f"starting the operator for namespace {namespace} (log: {log_path})")
-    with log_path.open("wb") as log:
-        operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "execflow.cli.main",
-                "run",
-                "--namespace",
-                namespace,
-                "--metrics-port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, KUBECONFIG=kubeconfig),
+    given = os.environ.get("EXECFLOW_DEMO_KUBECONFIG")
+    with harness.use_cluster(
+        lambda m: say(f"[dim]{m}[/dim]"), kubeconfig=Path(given) if given else None
+    ) as cluster:
+        api = harness.connect(cluster.kubeconfig, with_crds=True)
+        namespace = harness.create_namespace(api, "execflow-demo")
+        operator = harness.OperatorProcess(
+            cluster.kubeconfig,
+            Path(tempfile.mkdtemp(prefix="execflow-demo-")),
+            namespaces=[namespace],
         )
-    try:
-        outcomes = run_examples(api, namespace, say)
-    finally:
-        operator.send_signal(signal.SIGTERM)
+        say(f"starting the operator for namespace {namespace} (log in {operator.directory})")
+        operator.start()
         try:
-            operator.wait(20)
-        except subprocess.TimeoutExpired:
-            operator.kill()
-    console.print(_table(outcomes))
-    client.CoreV1Api(api).delete_namespace(namespace)
+            outcomes = run_examples(api, namespace, say)
+        finally:
+            operator.stop()
+        print_outcomes(console, outcomes)
+        harness.delete_namespace(api, namespace)
     found = problems(outcomes)
     for problem in found:
         say(f"[red]unexpected outcome[/red] {problem}")
     if not found:
         say(f"[green]all {len(outcomes)} example tasks ended as documented[/green]")
-        say(f"kubeconfig: {kubeconfig}  (stop the local cluster with: execflow cluster down)")
+        say(f"kubeconfig: {cluster.kubeconfig}")
+        if cluster.local is not None:
+            say("stop the local cluster with: execflow cluster down")
     return 1 if found else 0
 
 
