@@ -25,6 +25,11 @@ def format_time(moment: datetime.datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def format_seconds(moment: datetime.datetime) -> str:
+    """RFC 3339 in UTC to the second, for messages people read ("retrying at ...")."""
+    return format_time(moment.astimezone(UTC).replace(microsecond=0))
+
+
 def format_optional(moment: datetime.datetime | None) -> str | None:
     """`format_time`, passing None through."""
     return None if moment is None else format_time(moment)

@@ -16,6 +16,9 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 
+from execflow.api.reasons import Reason
+from execflow.api.timestamps import format_seconds, from_epoch
+
 LOW = 0
 NORMAL = 1
 HIGH = 2
@@ -28,25 +31,25 @@ _TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 class BlockReason(enum.StrEnum):
-    """Why a waiting task did not start; reported as the Task's status reason."""
+    """Why a waiting task did not start; reported as the Task's status reason (words of Reason)."""
 
-    QUEUE_FULL = "QueueFull"
-    UNKNOWN_QUEUE = "UnknownQueue"
-    UNSCHEDULABLE = "Unschedulable"
-    OUTSIDE_TIME_WINDOW = "OutsideTimeWindow"
-    MUTEX_HELD = "MutexHeld"
-    EXCLUSIVE_RUNNING = "ExclusiveRunning"
-    WAITING_FOR_CAPACITY = "WaitingForCapacity"
-    NO_SCHEDULABLE_NODES = "NoSchedulableNodes"
+    QUEUE_FULL = Reason.QUEUE_FULL.value
+    UNKNOWN_QUEUE = Reason.UNKNOWN_QUEUE.value
+    UNSCHEDULABLE = Reason.UNSCHEDULABLE.value
+    OUTSIDE_TIME_WINDOW = Reason.OUTSIDE_TIME_WINDOW.value
+    MUTEX_HELD = Reason.MUTEX_HELD.value
+    EXCLUSIVE_RUNNING = Reason.EXCLUSIVE_RUNNING.value
+    WAITING_FOR_CAPACITY = Reason.WAITING_FOR_CAPACITY.value
+    NO_SCHEDULABLE_NODES = Reason.NO_SCHEDULABLE_NODES.value
 
 
-DEADLINE_MISSED = "DeadlineMissed"
+DEADLINE_MISSED = Reason.DEADLINE_MISSED.value
 """The reason of a waiting task failed because it can no longer finish by its deadline."""
 
 
 def utc_text(epoch: float) -> str:
     """An instant as messages show it: UTC, to the second, e.g. "2026-01-15T21:00:00Z"."""
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_seconds(from_epoch(epoch))
 
 
 def _check_finite(name: str, value: float) -> None:

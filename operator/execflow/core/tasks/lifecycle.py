@@ -23,7 +23,7 @@ from typing import Any
 from execflow.api.durations import parse_duration
 from execflow.api.reasons import Reason
 from execflow.api.task import DependencyType, TaskPhase, TaskSpec, TaskStatus
-from execflow.api.timestamps import format_time
+from execflow.api.timestamps import format_seconds
 from execflow.core.results import parse_result
 from execflow.core.retries import Failure, RetryRule, next_retry_at
 from execflow.core.tasks.attempts import Attempt, AttemptState
@@ -247,7 +247,7 @@ def _attempt_failed(view: TaskView, now: datetime.datetime) -> TaskPlan | None:
     due = retry_moment <= now
     if spec.suspend or (due and view.waiting is not None):
         return None  # paused, or the retry waits for what is missing (a Tool, a dependency)
-    message = f"attempt {latest.number} {what}; retrying at {format_time(retry_moment)}"
+    message = f"attempt {latest.number} {what}; retrying at {format_seconds(retry_moment)}"
     if latest.message:
         message += f": {latest.message[:256]}"
     # Written even when the retry is due at once: the failure is recorded and announced.
