@@ -74,7 +74,6 @@ import platform
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -898,21 +897,6 @@ def wait_listed(operator: harness.OperatorProcess, timeout: float) -> re.Match[s
 
 
 # ----- one run ----------------------------------------------------------------------------------
-def load_average() -> tuple[float, ...]:
-    return tuple(round(x, 2) for x in os.getloadavg())
-
-
-def git_revision() -> str:
-    try:
-        described = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return described.stdout.strip()
 
 
 def measure(
@@ -964,9 +948,9 @@ def measure(
                 cpus=os.cpu_count(),
                 python=platform.python_version(),
                 kubernetes=server,
-                revision=git_revision(),
+                revision=harness.revision(ROOT),
                 load_average_at_start=load_at_start,
-                load_average_at_end=load_average(),
+                load_average_at_end=harness.load_average(),
             ),
             jobs=jobs,
             tasks=tasks.run,
@@ -1081,14 +1065,7 @@ def print_table(report: Report, written_to: Path) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="Jobs and Tasks each (1000)")
-    parser.add_argument(
-        "--cluster",
-        choices=("shared", "private"),
-        default="shared",
-        help="shared: the local control plane (`execflow cluster up`, reused); private: a "
-        "separate one for this run only (default shared)",
-    )
-    parser.add_argument("--kubeconfig", help="use this cluster instead of a local one")
+    harness.add_cluster_options(parser)
     parser.add_argument("--threads", type=int, default=32, help="client create threads (32)")
     parser.add_argument("--duration", default="0s", help="simulated container run time (0s)")
     parser.add_argument(
@@ -1114,12 +1091,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Before a private cluster starts: the load the machine had without this run.
-    load_at_start = load_average()
-    with harness.use_cluster(
-        say,
-        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
-        private=args.cluster == "private",
-    ) as cluster:
+    load_at_start = harness.load_average()
+    with harness.cluster_from_options(args, say) as cluster:
         api = harness.connect(cluster.kubeconfig, pool_size=args.threads + 8, with_crds=True)
         try:
             report = measure(api, cluster, args, load_at_start)

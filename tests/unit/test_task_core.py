@@ -290,8 +290,15 @@ def test_invalid_defaults_raise_spec_error_naming_the_field(
         effective_spec(TOOL_TASK, defaults)
 
     message = str(raised.value)
-    assert "the Tool's defaults do not make a valid Task spec" in message
-    assert f"{field}:" in message
+    assert "the spec with the Tool's defaults filled in cannot be used" in message
+    assert f"spec.{field}:" in message
+
+
+def test_an_invalid_spec_without_defaults_does_not_blame_a_tool() -> None:
+    with pytest.raises(SpecError) as raised:
+        effective_spec({"container": {"image": "x"}, "timeout": "99999999999999999999h"}, {})
+
+    assert str(raised.value).startswith("the spec cannot be used: spec.timeout:")
 
 
 def test_spec_error_is_a_value_error_without_the_pydantic_chain() -> None:

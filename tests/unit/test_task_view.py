@@ -278,7 +278,7 @@ def test_a_cycle_through_other_tasks_fails_with_dependency_cycle() -> None:
     assert result.failure is not None and result.failure.reason == Reason.DEPENDENCY_CYCLE
 
 
-def test_a_finish_dependency_holds_a_successful_attempt_instead_of_the_start() -> None:
+def succeeded_attempt() -> JobObservation:
     done = job(1, conditions=[{"type": "Complete", "status": "True"}])
     pod = {
         "metadata": {"name": "clean-1-x"},
@@ -286,10 +286,14 @@ def test_a_finish_dependency_holds_a_successful_attempt_instead_of_the_start() -
             "containerStatuses": [{"name": "tool", "state": {"terminated": {"exitCode": 0}}}]
         },
     }
+    return JobObservation(done, [pod])
+
+
+def test_a_finish_dependency_holds_a_successful_attempt_instead_of_the_start() -> None:
     result = view(
         snapshot(
             depends("fetch", kind="FinishToFinish"),
-            jobs=[JobObservation(done, [pod])],
+            jobs=[succeeded_attempt()],
             task_named=lookup(task("fetch", "Running")),
         )
     )
@@ -348,3 +352,31 @@ def test_the_cache_key_depends_on_the_parameters(parameters: dict[str, int]) -> 
     assert base.spec is not None and changed.spec is not None
     assert cache_key(base.spec, None) != cache_key(changed.spec, None)
     assert base.cache_key == cache_key(base.spec, None)
+
+
+# --- found by fuzzing specs from the CRD schema -------------------------------------------------
+
+
+def test_exa_quantities_in_requests_are_read_not_fatal() -> None:
+    spec = {
+        "container": {"image": "t:1"},
+        "resources": {"requests": {"cpu": "1Ei", "memory": "2E"}},
+    }
+
+    result = view(snapshot(spec))
+
+    assert result.failure is None and result.waiting is None
+
+
+def test_a_start_to_finish_dependency_on_itself_is_met_once_it_started() -> None:
+    result = view(snapshot(depends("clean", kind="StartToFinish"), jobs=[succeeded_attempt()]))
+
+    assert (result.failure, result.waiting, result.finish_wait) == (None, None, None)
+
+
+def test_a_cycle_is_reported_even_while_the_tool_is_missing() -> None:
+    spec = {"toolRef": {"name": "later"}, "dependencies": [{"task": "clean"}]}
+
+    result = view(snapshot(spec, tool=ToolSnapshot("later", None)))
+
+    assert result.failure is not None and result.failure.reason == Reason.DEPENDENCY_CYCLE

@@ -109,6 +109,9 @@ Duration = Annotated[
     str,
     Field(max_length=DURATION_MAX_LENGTH),
     AfterValidator(_check_duration),
-    AdmissionRule(matches(DURATION_PATTERN), DURATION_MESSAGE),
+    # duration() also refuses what overflows the API server's 64-bit durations (about 290 years).
+    AdmissionRule(
+        f"{matches(DURATION_PATTERN)} && duration(self) >= duration('0s')", DURATION_MESSAGE
+    ),
 ]
 """A duration field: kept as the user's string, validated to parse with `parse_duration`."""

@@ -8,7 +8,11 @@ resource.Quantity: binary (Ki..Ei), decimal (n, u, m, k, M..E) and exponents.
 import re
 from decimal import Decimal, InvalidOperation
 
-_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[A-Za-z]{0,2})$")
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:[eE](?P<exponent>[+-]?[0-9]+)|(?P<suffix>[A-Za-z]{0,2}))$"
+)
+"""A number, then either a decimal exponent (1e3) or a suffix (500m, 128Mi, 2E for exa)."""
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
@@ -38,10 +42,10 @@ def parse_quantity(value: int | float | str) -> Decimal:
     match = _QUANTITY.match(value.strip())
     if match is None:
         raise ValueError(f"not a Kubernetes quantity: {value!r}")
-    number, suffix = match.groups()
+    number, exponent, suffix = match.group("number", "exponent", "suffix")
     try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number) * Decimal(10) ** int(suffix[1:])
+        if exponent is not None:
+            return Decimal(number) * Decimal(10) ** int(exponent)
         return Decimal(number) * _SUFFIXES[suffix]
     except KeyError:
         raise ValueError(f"unknown quantity suffix {suffix!r} in {value!r}") from None

@@ -52,6 +52,7 @@ class Reason(enum.StrEnum):
     INVALID_NAME = "InvalidName"
     JOB_REJECTED = "JobRejected"
     STATUS_REJECTED = "StatusRejected"
+    OPERATOR_ERROR = "OperatorError"
     # How a container ended, as the kubelet reports it (passed through; see the module docstring)
     ERROR = "Error"
     OOM_KILLED = "OOMKilled"

@@ -39,6 +39,10 @@ def effective_spec(raw_spec: Mapping[str, Any], tool_defaults: Mapping[str, Any]
         return TaskSpec.model_validate(deep_merge(defaults, raw_spec))
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
-        raise SpecError(f"the Tool's defaults do not make a valid Task spec: {problems}") from None
+        if not defaults:
+            raise SpecError(f"the spec cannot be used: {problems}") from None
+        raise SpecError(
+            f"the spec with the Tool's defaults filled in cannot be used: {problems}"
+        ) from None

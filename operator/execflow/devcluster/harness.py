@@ -8,6 +8,7 @@ benchmarks measure.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -309,3 +310,46 @@ class OperatorProcess:
         if not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")
+
+
+# ----- what a benchmark records about where it ran ------------------------------------------------
+def load_average() -> tuple[float, ...]:
+    """The machine's 1, 5 and 15 minute load averages, rounded (benchmarks share the machine)."""
+    return tuple(round(x, 2) for x in os.getloadavg())
+
+
+def revision(repository: Path) -> str:
+    """`git describe --always --dirty` of the checkout, or "unknown" outside one."""
+    try:
+        described = subprocess.run(
+            ["git", "-C", str(repository), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return described.stdout.strip()
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """`--cluster shared|private` and `--kubeconfig`, as every benchmark offers them."""
+    parser.add_argument(
+        "--cluster",
+        choices=("shared", "private"),
+        default="shared",
+        help="shared: the local control plane (`execflow cluster up`, reused); private: a "
+        "separate one for this run only (default shared)",
+    )
+    parser.add_argument("--kubeconfig", help="use this cluster instead of a local one")
+
+
+def cluster_from_options(
+    options: argparse.Namespace, progress: Progress
+) -> AbstractContextManager[Cluster]:
+    """`use_cluster` for the options `add_cluster_options` added."""
+    return use_cluster(
+        progress,
+        kubeconfig=Path(options.kubeconfig) if options.kubeconfig else None,
+        private=options.cluster == "private",
+    )

@@ -1,1 +1,2 @@
-"""Thin kopf registrations: parse a body into a model, ask the core, apply through kube."""
+"""The controllers: per kind, which snapshot to take, which pure decisions to ask, which writes
+to make; the scheduler's loop; and the kopf registration that starts them. Wiring only."""

@@ -57,7 +57,7 @@ class Operator:
         self.dispatcher = Dispatcher(
             settings, self.tasks, self.capacity, capacity_known=lambda: self._nodes_synced
         )
-        self.tasks.dispatcher = self.dispatcher
+        self.tasks.seats = self.dispatcher
         self._running: list[asyncio.Task[None]] = []
         self.informers: dict[str, Informer] = {}
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from execflow import metrics
 from execflow.api import timestamps
 from execflow.api.reasons import Reason
 from execflow.api.task import TaskStatus
+from execflow.core.scheduling import RunningTask, WaitingTask
 from execflow.core.tasks.attempts import STOPPED_ANNOTATION, JobObservation, stop_marker
 from execflow.core.tasks.lifecycle import (
     Event,
@@ -41,12 +42,21 @@ from execflow.kube.job_builder import Owner, build_job
 from execflow.runtime.controller import Controller, Result
 from execflow.runtime.store import Body, name_of, uid_of
 
-if TYPE_CHECKING:
-    from execflow.handlers.dispatch import Dispatcher
-
 log = logging.getLogger("execflow.tasks")
 
 Key = tuple[str, str]
+
+
+class Seats(Protocol):
+    """What a reconcile tells the scheduler about a Task's place (see `dispatch.Dispatcher`)."""
+
+    def offer(self, task: WaitingTask, uid: str, status: TaskStatus) -> None: ...
+
+    def hold(self, task: RunningTask, uid: str) -> None: ...
+
+    def release(self, key: str) -> None: ...
+
+    def learn(self, tool: str, seconds: float) -> None: ...
 
 
 class _Waiting(NamedTuple):
@@ -72,7 +82,8 @@ class TaskController:
         self.settings = settings
         self.clock = clock
         self.runtime: Controller[Key] = Controller("tasks", self)
-        self.dispatcher: Dispatcher | None = None
+        self.seats: Seats | None = None
+        """The scheduler's seat for Tasks, wired at start-up."""
 
     # ----- reading --------------------------------------------------------------------------
     def snapshot(self, body: Body) -> TaskSnapshot:
@@ -128,6 +139,22 @@ class TaskController:
         if decision.requeue_at is None:
             return Result()
         return Result(requeue_after=max(0.0, (decision.requeue_at - now).total_seconds()))
+
+    async def report_failure(self, key: Key, error: Exception) -> None:
+        """An unexpected error: say so in the status, keeping the phase, until a reconcile works."""
+        body = self.stores.tasks.named(*key)
+        if body is None:
+            return
+        status = TaskStatus.model_validate(body.get("status") or {})
+        if status.phase.is_terminal:
+            return
+        message = (
+            f"the operator cannot reconcile this Task ({type(error).__name__}: {error}); it "
+            "keeps retrying with backoff. This is a bug in execflow: please report it"
+        )[:1024]
+        now = self.clock()
+        desired = TaskStatus(phase=status.phase, reason=Reason.OPERATOR_ERROR, message=message)
+        await self.write_status(key, body, desired, now)
 
     async def _apply(
         self, key: Key, body: Body, view: TaskView, decision: TaskPlan, now: datetime.datetime
@@ -214,9 +241,9 @@ class TaskController:
         if job is not None:
             self.stores.jobs.delete(job)
 
-    def _dispatch(self) -> Dispatcher:
-        assert self.dispatcher is not None, "the dispatcher is wired at start-up"
-        return self.dispatcher
+    def _dispatch(self) -> Seats:
+        assert self.seats is not None, "the scheduler is wired at start-up"
+        return self.seats
 
     # ----- the scheduler's decisions ----------------------------------------------------------
     def _still_waiting(self, key: Key, uid: str) -> _Waiting | None:

@@ -37,6 +37,9 @@ class ToolController:
         self.clock = clock
         self.runtime: Controller[Key] = Controller("tools", self, workers=4)
 
+    async def report_failure(self, key: Key, error: Exception) -> None:
+        """Tool checks are pure and total; a failure here is logged by the runtime only."""
+
     async def reconcile(self, key: Key) -> Result:
         body = self.tools.named(*key)
         if body is None:

@@ -9,8 +9,9 @@ for, and errors by class:
   per-key exponential backoff and logged when it starts, every eighth failure after, and when it
   ends;
 - any other exception is a bug or an object the reconciler did not expect: it is logged with its
-  traceback on the first failure of that key, then retried with the same backoff, so one bad
-  object never stops the others and the operator never crash-loops.
+  traceback on the first failure of that key, reported on the object itself (the reconciler's
+  `report_failure`, so the object never just goes silent), then retried with the same backoff;
+  one bad object never stops the others and the operator never crash-loops.
 
 Errors that are the object's fault (`InvalidError`) are the reconciler's to handle: it ends the
 object with a reason and the server's message, which is the only way a user learns of them.
@@ -49,11 +50,20 @@ class Result:
 class Reconciler(Protocol[K_contra]):
     async def reconcile(self, key: K_contra) -> Result: ...
 
+    async def report_failure(self, key: K_contra, error: Exception) -> None:
+        """Make an unexpected failure visible on the object (its status), best effort."""
+
 
 class Controller(Generic[K]):
-    def __init__(self, name: str, reconciler: Reconciler[K], workers: int = 16) -> None:
+    def __init__(
+        self,
+        name: str,
+        reconciler: Reconciler[K],
+        workers: int = 16,
+        queue: WorkQueue[K] | None = None,
+    ) -> None:
         self.name = name
-        self.queue: WorkQueue[K] = WorkQueue()
+        self.queue: WorkQueue[K] = queue if queue is not None else WorkQueue()
         self._reconciler = reconciler
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,6 +129,8 @@ class Controller(Generic[K]):
             return
         except Exception as error:  # one bad object must never stop the others
             self._failed(key, error, transient=False)
+            if self.queue.failures(key) == 1:
+                await self._report(key, error)
             return
         finally:
             metrics.RECONCILE_SECONDS.labels(controller=self.name).observe(
@@ -131,6 +143,12 @@ class Controller(Generic[K]):
         metrics.RECONCILES.labels(controller=self.name, result="ok").inc()
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
+
+    async def _report(self, key: K, error: Exception) -> None:
+        try:
+            await self._reconciler.report_failure(key, error)
+        except Exception as reporting:  # the object stays as it was; the log has both errors
+            log.warning("%s %s: could not report the failure: %s", self.name, key, reporting)
 
     def _failed(self, key: K, error: Exception, *, transient: bool) -> None:
         delay = self.queue.failed(key)

@@ -8,28 +8,16 @@ constraints, its estimate) into that shape, and decides since when a Task has be
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 from execflow.api.durations import parse_duration
-from execflow.api.quantities import millicores, whole_units
-from execflow.api.task import TaskPhase, TaskSpec
-from execflow.api.tool import ToolSpec
-from execflow.core.scheduling import Resources, RunningTask, TimeWindow, WaitingTask
+from execflow.api.task import TaskPhase
+from execflow.core.scheduling import RunningTask, TimeWindow, WaitingTask
+from execflow.core.tasks.resources import requests_of
 from execflow.core.tasks.view import TaskView
 
 
 def scheduler_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
-
-
-def requests_of(spec: TaskSpec, tool: ToolSpec | None) -> Resources:
-    """CPU and memory requests of the task's container: the Task's over the Tool's, key by key."""
-    merged: dict[str, Any] = dict(tool.resources.requests) if tool is not None else {}
-    merged.update(spec.resources.requests)
-    return Resources(
-        cpu_millis=max(0, millicores(merged.get("cpu", 0))),
-        memory_bytes=max(0, whole_units(merged.get("memory", 0))),
-    )
 
 
 def queued_since(view: TaskView, now: datetime.datetime) -> datetime.datetime:

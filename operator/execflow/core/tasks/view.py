@@ -39,6 +39,7 @@ from execflow.core.tasks.attempts import (
     attempt_of,
     stopped_attempt,
 )
+from execflow.core.tasks.resources import requests_of
 from execflow.core.templating import TemplateError, render_args
 from execflow.core.tools import check_tool, parameter_problem
 
@@ -206,6 +207,10 @@ def _spec_failure(spec: TaskSpec, tool: ToolSpec | None) -> Verdict | None:
     zone = _time_zone_problem(spec)
     if zone is not None:
         return Verdict(Reason.INVALID_SPEC, zone)
+    try:
+        requests_of(spec, tool)
+    except ValueError as error:
+        return Verdict(Reason.INVALID_SPEC, str(error))
     if tool is not None:
         problem = parameter_problem(tool.input_schema, spec.parameters)
         if problem is not None:
@@ -250,15 +255,11 @@ def _raw_dependencies(body: Body | None) -> list[deps.Dependency]:
     return found
 
 
-def judge_dependencies(
-    name: str,
-    spec: TaskSpec,
-    attempts: Sequence[Attempt],
-    task_named: Callable[[str], Body | None],
-) -> deps.DependencyDecision | None:
-    """The dependency decision for the Task's next step, or None while an attempt runs."""
-    own = [deps.Dependency(d.task, d.type, d.condition) for d in spec.dependencies]
-    graph: dict[str, list[deps.Dependency]] = {name: own}
+def dependency_graph(
+    name: str, own: Sequence[deps.Dependency], task_named: Callable[[str], Body | None]
+) -> dict[str, list[deps.Dependency]]:
+    """The Task's dependencies and, transitively, those of the Tasks it depends on."""
+    graph: dict[str, list[deps.Dependency]] = {name: list(own)}
     frontier = [d.task for d in own]
     while frontier:
         other = frontier.pop()
@@ -266,18 +267,33 @@ def judge_dependencies(
             continue
         graph[other] = _raw_dependencies(task_named(other))
         frontier += [d.task for d in graph[other]]
-    if name in deps.tasks_on_cycles(graph):
-        return deps.DependencyDecision(
-            deps.Readiness.FAIL,
-            reason=deps.DEPENDENCY_CYCLE,
-            message="the task's dependencies form a cycle, so it can never start or finish",
-        )
+    return graph
+
+
+def judge_dependencies(
+    name: str,
+    spec: TaskSpec,
+    attempts: Sequence[Attempt],
+    task_named: Callable[[str], Body | None],
+) -> deps.DependencyDecision | None:
+    """The dependency decision for the Task's next step, or None while an attempt runs.
+
+    A dependency on the Task itself is judged against its own progress (a StartToFinish on
+    itself is met once it started; the other types on itself are cycles, refused earlier).
+    """
+    own = [deps.Dependency(d.task, d.type, d.condition) for d in spec.dependencies]
+    latest = max(attempts, key=lambda attempt: attempt.number, default=None)
     states = {
         other: state
-        for other in graph
+        for other in dependency_graph(name, own, task_named)
         if other != name and (state := _predecessor(task_named(other))) is not None
     }
-    latest = max(attempts, key=lambda attempt: attempt.number, default=None)
+    states[name] = deps.PredecessorState(
+        phase=TaskPhase.RUNNING if latest is not None else TaskPhase.PENDING,
+        started=latest is not None,
+        finished=False,
+        succeeded=False,
+    )
     if latest is not None and latest.state is AttemptState.SUCCEEDED:
         return deps.can_complete(own, states)
     if latest is not None and latest.active:
@@ -351,6 +367,20 @@ def _check_name(
     return replace(view, failure=Verdict(Reason.INVALID_NAME, message))
 
 
+def _check_cycle(
+    view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
+) -> TaskView:
+    """A dependency cycle can never be resolved: reported before anything that might be."""
+    own = _raw_dependencies({"spec": snapshot.spec})
+    if not own:
+        return view
+    graph = dependency_graph(snapshot.name, own, snapshot.task_named)
+    if snapshot.name not in deps.tasks_on_cycles(graph):
+        return view
+    message = "the task's dependencies form a cycle, so it can never start or finish"
+    return replace(view, failure=Verdict(Reason.DEPENDENCY_CYCLE, message))
+
+
 def _check_spec(
     view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
 ) -> TaskView:
@@ -414,6 +444,7 @@ def _find_cached(
 
 _STAGES: tuple[Stage, ...] = (
     _check_name,
+    _check_cycle,
     _check_spec,
     _check_dependencies,
     _check_previous_jobs,
