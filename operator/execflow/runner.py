@@ -6,9 +6,12 @@ This is the only place where the pieces meet; each of them can be tested without
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import os
+import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import kopf
@@ -19,6 +22,7 @@ from execflow.handlers.operator import Operator
 from execflow.handlers.registration import register
 from execflow.kube.client import Kube
 from execflow.kube.connection import Connection, CredentialsError
+from execflow.runtime.leader import LeaderElection, LeaseTiming
 
 log = logging.getLogger("execflow")
 
@@ -86,74 +90,100 @@ def serve_metrics(port: int, operator: Operator) -> None:
         ) from None
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """`execflow run`'s command line."""
+
+    settings_path: str | None = None
+    namespaces: Sequence[str] = ()
+    metrics_port: int | None = 8080
+    liveness: str | None = None
+    verbose: bool = False
+    leader_namespace: str | None = None
+    """Hold the Lease `execflow-operator` in this namespace: only its holder acts."""
+    lease_seconds: float = 15.0
+
+
+LEASE_NAME = "execflow-operator"
+
+
+def identity() -> str:
+    """This replica's name in the Lease: the pod's name in a cluster, else host and process."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _leader(kube: Kube, options: RunOptions) -> LeaderElection | None:
+    if not options.leader_namespace:
+        return None
+    duration = datetime.timedelta(seconds=options.lease_seconds)
+    timing = LeaseTiming(duration=duration, renew_deadline=duration * 2 / 3, retry=duration / 7)
+    return LeaderElection(kube, options.leader_namespace, LEASE_NAME, identity(), timing=timing)
+
+
 async def operate(
     settings: OperatorSettings,
-    *,
-    namespaces: Sequence[str],
-    metrics_port: int | None,
-    liveness: str | None,
+    options: RunOptions,
     stop_flag: asyncio.Event | None = None,
-    settings_path: str | None = None,
-) -> None:
+) -> bool:
+    """Run until stopped; False when the process must stop because it lost its Lease."""
     try:
         connection = Connection(os.environ.get("KUBECONFIG"))
     except CredentialsError as error:
         raise StartupError(str(error)) from None
-    operator = Operator(Kube.connect(connection), settings, namespaces)
-    if metrics_port:
-        serve_metrics(metrics_port, operator)
+    kube = Kube.connect(connection)
+    stop = stop_flag or asyncio.Event()
+    lost: list[bool] = []
+
+    def lost_leadership() -> None:
+        lost.append(True)
+        stop.set()
+
+    operator = Operator(kube, settings, options.namespaces, _leader(kube, options), lost_leadership)
+    if options.metrics_port:
+        serve_metrics(options.metrics_port, operator)
     registry = kopf.OperatorRegistry()
     register(operator, registry)
     watcher = (
-        asyncio.create_task(watch_settings(Path(settings_path), operator))
-        if settings_path
+        asyncio.create_task(watch_settings(Path(options.settings_path), operator))
+        if options.settings_path
         else None
     )
     try:
         await kopf.operator(
             registry=registry,
-            clusterwide=not namespaces,
-            namespaces=list(namespaces),
-            standalone=False,
-            liveness_endpoint=liveness,
-            stop_flag=stop_flag,
+            clusterwide=not options.namespaces,
+            namespaces=list(options.namespaces),
+            # Replicas agree through the Lease, not through kopf's peering.
+            standalone=True,
+            liveness_endpoint=options.liveness,
+            stop_flag=stop,
         )
     finally:
         if watcher is not None:
             watcher.cancel()
         connection.close()
+    return not lost
 
 
-def run(
-    settings_path: str | None,
-    namespaces: Sequence[str],
-    metrics_port: int | None,
-    liveness: str | None,
-    verbose: bool,
-) -> int:
+def run(options: RunOptions) -> int:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if options.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not verbose:
+    if not options.verbose:
         # kopf reports every handled watch event at INFO; execflow's own log says what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
-        settings = read_settings(settings_path)
+        settings = read_settings(options.settings_path)
     except (OSError, ValueError) as error:
-        log.error("invalid settings %s: %s", settings_path, error)
+        log.error("invalid settings %s: %s", options.settings_path, error)
         return 2
     try:
-        asyncio.run(
-            operate(
-                settings,
-                namespaces=namespaces,
-                metrics_port=metrics_port,
-                liveness=liveness,
-                settings_path=settings_path,
-            )
-        )
+        kept = asyncio.run(operate(settings, options))
     except StartupError as error:
         log.error("%s", error)
         return 2
+    if not kept:
+        log.error("stopped: another replica may hold the Lease now; restart to stand by again")
+        return 1
     return 0

@@ -9,12 +9,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import kopf
 import yaml
 
 from execflow.api.crdgen import check_crds, render_crds
 from execflow.api.settings import DEFAULT_QUEUE, SchedulingStrategy, load_settings
-from execflow.handlers.registration import configure
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "execflow"
@@ -34,21 +32,17 @@ def test_chart_crds_equal_a_fresh_generation() -> None:
     )
 
 
-def test_chart_ships_the_kopf_peering_crds_replicas_need() -> None:
-    documents = yaml.safe_load_all((CHART / "crds" / "kopf.dev_peerings.yaml").read_text())
+def test_replicas_elect_a_leader_through_a_lease_the_chart_lets_them_write() -> None:
+    deployment = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
 
-    names = {document["metadata"]["name"] for document in documents if document}
-
-    assert names == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
-
-
-def test_chart_creates_the_peering_object_the_operator_looks_up() -> None:
-    settings = kopf.OperatorSettings()
-    configure(settings)
-
-    template = (CHART / "templates" / "peering.yaml").read_text(encoding="utf-8")
-
-    assert template.count(f"name: {settings.peering.name}\n") == 2  # cluster-wide and namespaced
+    assert "- --leader-election-namespace\n            - {{ .Release.Namespace | quote }}" in (
+        deployment
+    )
+    assert "name: POD_NAME" in deployment, "each replica names itself in the Lease"
+    lease_rules = helpers.split('define "execflow.leaseRules"')[1].split("{{- end }}")[0]
+    assert '["leases"]' in lease_rules
+    assert '["get", "create", "patch"]' in lease_rules
 
 
 def test_chart_version_follows_the_package() -> None:

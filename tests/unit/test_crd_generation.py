@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from execflow.api.admission import AdmissionRule, matches
+from execflow.api.admission import AdmissionRule
 from execflow.api.common import QUANTITY_MESSAGE, QUANTITY_RULE
 from execflow.api.crdgen import (
     KINDS,
@@ -31,7 +31,7 @@ from execflow.api.crdgen import (
     openapi_schema,
     render_crds,
 )
-from execflow.api.durations import DURATION_MESSAGE, DURATION_PATTERN
+from execflow.api.durations import DURATION_MESSAGE, DURATION_PATTERN, DURATION_RULE
 from execflow.api.task import (
     TASK_SPEC_IMMUTABLE_MESSAGE,
     TIME_OF_DAY_MESSAGE,
@@ -320,7 +320,7 @@ def test_every_cel_rule_has_a_message_in_words(kind: str) -> None:
 def test_every_duration_field_carries_the_duration_rule() -> None:
     schema = schema_of("Task")
 
-    duration_rule = {"rule": matches(DURATION_PATTERN), "message": DURATION_MESSAGE}
+    duration_rule = {"rule": DURATION_RULE, "message": DURATION_MESSAGE}
 
     with_rule = {
         path

@@ -109,9 +109,6 @@ run Jobs, read pods and their logs, store results in ConfigMaps, read Secrets na
 - apiGroups: [""]
   resources: ["resourcequotas"]
   verbs: ["get", "list", "watch"]
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch", "update", "create"]
 {{- end }}
 
 {{/*
@@ -131,10 +128,10 @@ RBAC rules for cluster-scoped reads the operator needs in every mode: node alloc
 {{- end }}
 
 {{/*
-Leader election and peering state of the operator itself.
+Leader election: the replicas hold the Lease `execflow-operator` in the release namespace.
 */}}
 {{- define "execflow.leaseRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "update"]
+  verbs: ["get", "create", "patch"]
 {{- end }}

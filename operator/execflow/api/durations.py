@@ -100,6 +100,11 @@ def format_duration(value: datetime.timedelta) -> str:
     return "".join(parts)
 
 
+DURATION_RULE = f"{matches(DURATION_PATTERN)} && duration(self) >= duration('0s')"
+"""The CRD's check: the grammar, and what the API server's 64-bit durations hold (about 290
+years; `duration()` refuses more)."""
+
+
 def _check_duration(text: str) -> str:
     parse_duration(text)
     return text
@@ -109,9 +114,6 @@ Duration = Annotated[
     str,
     Field(max_length=DURATION_MAX_LENGTH),
     AfterValidator(_check_duration),
-    # duration() also refuses what overflows the API server's 64-bit durations (about 290 years).
-    AdmissionRule(
-        f"{matches(DURATION_PATTERN)} && duration(self) >= duration('0s')", DURATION_MESSAGE
-    ),
+    AdmissionRule(DURATION_RULE, DURATION_MESSAGE),
 ]
 """A duration field: kept as the user's string, validated to parse with `parse_duration`."""

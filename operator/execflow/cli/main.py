@@ -49,9 +49,19 @@ def _cluster(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from execflow.runner import run
+    from execflow.runner import RunOptions, run
 
-    return run(args.settings, args.namespace, args.metrics_port, args.liveness, args.verbose)
+    return run(
+        RunOptions(
+            settings_path=args.settings,
+            namespaces=tuple(args.namespace),
+            metrics_port=args.metrics_port,
+            liveness=args.liveness,
+            verbose=args.verbose,
+            leader_namespace=args.leader_election_namespace,
+            lease_seconds=args.leader_election_lease,
+        )
+    )
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -84,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus port (0: off)")
     run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8081/healthz")
     run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="with several replicas: hold a Lease in this namespace; only its holder acts",
+    )
+    run.add_argument(
+        "--leader-election-lease",
+        type=float,
+        default=15.0,
+        help="seconds a Lease holds without renewal (default 15)",
+    )
     run.set_defaults(handler=_run)
 
     crds = commands.add_parser("crds", help="write the generated CRD YAML")

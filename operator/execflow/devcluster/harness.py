@@ -181,11 +181,15 @@ class OperatorProcess:
         directory: Path,
         settings: str = "",
         namespaces: Sequence[str] = (),
+        *,
         command: Sequence[str] = OPERATOR_COMMAND,
+        options: Sequence[str] = (),
     ) -> None:
+        """`options` are further `execflow run` options, e.g. for leader election."""
         self.kubeconfig = kubeconfig
         self.directory = directory
         self.namespaces = tuple(namespaces)
+        self.options = tuple(options)
         self.command = tuple(command)
         self.settings_path = directory / "settings.yaml"
         directory.mkdir(parents=True, exist_ok=True)
@@ -198,6 +202,11 @@ class OperatorProcess:
     def log_path(self) -> Path:
         """The log of the current (or last) run."""
         return self.directory / f"operator-{self.starts}.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the current run (a replica names itself after it in its Lease)."""
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:
@@ -213,6 +222,7 @@ class OperatorProcess:
         args += ["--settings", str(self.settings_path)]
         for namespace in self.namespaces:
             args += ["--namespace", namespace]
+        args += self.options
         with self.log_path.open("wb") as log:
             process = subprocess.Popen(
                 args,

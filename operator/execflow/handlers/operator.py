@@ -24,6 +24,7 @@ from execflow.kube.client import EVENTS, JOBS, NODES, PODS, QUOTAS, TASKS, TOOLS
 from execflow.kube.events import EventRecorder
 from execflow.kube.watch import LISTED, Watch
 from execflow.runtime.informer import Informer, StreamEvent
+from execflow.runtime.leader import LeaderElection
 from execflow.runtime.store import Body, Change, ChangeType, Store, name_of
 
 log = logging.getLogger("execflow")
@@ -40,8 +41,15 @@ class Operator:
         kube: Kube,
         settings: OperatorSettings,
         namespaces: Sequence[str] = (),
+        leader: LeaderElection | None = None,
+        on_lost_leadership: Callable[[], None] = lambda: None,
     ) -> None:
+        """With `leader`, nothing is watched or written until this replica holds the Lease;
+        `on_lost_leadership` is called if it ever cannot keep it (the process must then stop)."""
         self.kube = kube
+        self.leader = leader
+        self._on_lost_leadership = on_lost_leadership
+        self._leading = False
         self.namespaces = tuple(namespaces)
         self.stores = Stores()
         self.capacity = CapacityTracker()
@@ -164,6 +172,10 @@ class Operator:
 
     async def run(self, opener: StreamOpener) -> None:
         """Watch, reconcile and schedule until cancelled."""
+        if self.leader is not None:
+            await self.leader.acquire()
+            self._leading = True
+            self._running.append(asyncio.create_task(self._keep_leading(), name="leader"))
         informers = self._build_informers(opener)
         for informer in informers:
             self._running.append(asyncio.create_task(informer.run(), name=informer.store.kind))
@@ -194,6 +206,12 @@ class Operator:
         self._nodes_synced = True
         self.dispatcher.wake()
 
+    async def _keep_leading(self) -> None:
+        assert self.leader is not None
+        await self.leader.keep()
+        self._leading = False
+        self._on_lost_leadership()
+
     async def stop(self) -> None:
         for task in self._running:
             task.cancel()
@@ -201,6 +219,8 @@ class Operator:
         await self.tasks.runtime.stop()
         await self.tools.runtime.stop()
         await self.events.drain()
+        if self.leader is not None and self._leading:
+            await self.leader.release()
 
 
 def _event_type(change: Change) -> str:

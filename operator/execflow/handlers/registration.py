@@ -3,7 +3,8 @@
 kopf logs in (kubeconfig or in-cluster credentials, re-login on 401), runs the start-up and
 clean-up handlers, serves the liveness probe and handles signals. The watch streams are kopf's
 too (see `execflow.kube.watch`), read by execflow's runtime instead of kopf's per-object handler
-workers; so no resource handler is registered here.
+workers; so no resource handler is registered here, and kopf's peering is not used: replicas
+agree through a Lease (`execflow.runtime.leader`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ PREFIX = "execflow.dev"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Explicit kopf settings: our own finalizer and annotation prefix, quiet status, peering."""
+    """Explicit kopf settings: our own finalizer and annotation prefix, quiet status, timeouts."""
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
-    settings.peering.name = "execflow"
-    settings.peering.mandatory = False
     # execflow posts its own Events with reasons users can act on; kopf's would be noise.
     settings.posting.enabled = False
     settings.watching.server_timeout = 300

@@ -80,6 +80,7 @@ PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")
 NODES = Resource("", "v1", "nodes", namespaced=False)
 QUOTAS = Resource("", "v1", "resourcequotas")
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +174,27 @@ class Kube:
         return reply
 
     async def patch(
-        self, resource: Resource, namespace: str, name: str, patch: Mapping[str, Any]
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any] | None = None,
     ) -> Body:
-        """A JSON merge patch of an object the operator owns (a Job it marks and stops)."""
+        """A JSON merge patch of an object the operator owns (a Job it stops, its Lease).
+
+        With `expect`, conditional on the resourceVersion as in `patch_status`.
+        """
+        body = dict(patch)
+        if expect is not None:
+            version = expect["metadata"]["resourceVersion"]
+            body["metadata"] = {**body.get("metadata", {}), "resourceVersion": version}
         request = Request(
             "PATCH",
             resource.path(namespace, name),
             (("fieldManager", FIELD_MANAGER),),
-            dict(patch),
+            body,
             MERGE_PATCH,
         )
         reply: Body = await self._write(request, "patch", resource)
