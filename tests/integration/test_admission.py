@@ -18,8 +18,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from execflow.api.common import QUANTITY_MESSAGE
+from execflow.api.constraints import TIME_OF_DAY_MESSAGE, TIME_ZONE_MESSAGE
 from execflow.api.durations import DURATION_MESSAGE
-from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TIME_OF_DAY_MESSAGE, TIME_ZONE_MESSAGE
+from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE
 from execflow.kube.crds import install_crds
 
 GROUP, VERSION = "execflow.dev", "v1alpha1"

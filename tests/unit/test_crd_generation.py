@@ -7,6 +7,8 @@ the Python validators; tests/integration/test_admission.py runs them on the real
 """
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,28 +20,26 @@ from pydantic import BaseModel, Field
 
 from execflow.api.admission import AdmissionRule
 from execflow.api.common import QUANTITY_MESSAGE, QUANTITY_RULE
+from execflow.api.constraints import (
+    TIME_OF_DAY_MESSAGE,
+    TIME_OF_DAY_PATTERN,
+    TIME_ZONE_MESSAGE,
+    TIME_ZONE_PATTERN,
+)
 from execflow.api.crdgen import (
     KINDS,
     CustomResourceKind,
     ImmutableSpec,
     PrinterColumn,
-    SchemaError,
     build_crd,
     check_crds,
-    immutability_rule,
     main,
     openapi_schema,
     render_crds,
 )
 from execflow.api.durations import DURATION_MESSAGE, DURATION_PATTERN, DURATION_RULE
-from execflow.api.task import (
-    TASK_SPEC_IMMUTABLE_MESSAGE,
-    TIME_OF_DAY_MESSAGE,
-    TIME_OF_DAY_PATTERN,
-    TIME_ZONE_MESSAGE,
-    TIME_ZONE_PATTERN,
-    TaskSpec,
-)
+from execflow.api.structural import SchemaError, immutability_rule
+from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TaskSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED_CRDS = REPO_ROOT / "crds"
@@ -670,3 +670,16 @@ def test_an_annotated_admission_rule_lands_on_the_fields_schema_node() -> None:
     assert immutable["message"] == "only paused may change"
     assert "paused" not in immutable["rule"]
     assert "self.fallback == oldSelf.fallback" in immutable["rule"]
+
+
+def test_the_module_command_checks_the_committed_crds() -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "execflow.api.crdgen", "--check", "crds", "charts/execflow/crds"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert checked.returncode == 0, checked.stderr
+    assert "up to date" in checked.stdout

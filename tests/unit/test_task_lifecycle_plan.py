@@ -12,8 +12,9 @@ import pytest
 
 from execflow.api.task import TaskPhase, TaskSpec, TaskStatus
 from execflow.core.tasks.attempts import Attempt, AttemptState, Problem
+from execflow.core.tasks.cache import CachedResult
 from execflow.core.tasks.lifecycle import Slot, TaskPlan, next_attempt_number, plan
-from execflow.core.tasks.view import CachedResult, TaskView, Verdict
+from execflow.core.tasks.view import TaskView, Verdict
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

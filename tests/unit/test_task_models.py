@@ -13,9 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from execflow.api.common import QUANTITY_MESSAGE, EnvVar
+from execflow.api.constraints import TIME_OF_DAY_MESSAGE, TIME_ZONE_MESSAGE
 from execflow.api.task import (
-    TIME_OF_DAY_MESSAGE,
-    TIME_ZONE_MESSAGE,
     DependencyCondition,
     DependencyType,
     Priority,

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from execflow.api.reasons import Reason
 from execflow.core.tasks.attempts import AttemptState, JobObservation
+from execflow.core.tasks.cache import cache_key
 from execflow.core.tasks.view import (
     TaskSettings,
     TaskSnapshot,
     TaskView,
     ToolSnapshot,
     build_view,
-    cache_key,
 )
 
 UTC = datetime.UTC

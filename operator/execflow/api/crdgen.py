@@ -1,18 +1,8 @@
 """CustomResourceDefinitions generated from the pydantic models, so the schema has one source.
 
-Kubernetes only accepts structural OpenAPI v3 schemas, which pydantic's JSON Schema is not: it
-uses `$ref`, `title`, `anyOf` for Optional and int-or-string unions, and `additionalProperties`
-for free-form objects. This module rewrites a model's schema into the structural form (references
-inlined, Optional collapsed, Kubernetes extensions for free-form and int-or-string values) and
-refuses anything it cannot express, including a property without a description, so `kubectl
-explain` stays useful and a new kind cannot slip in a schema the API server would reject. It also
-refuses an OpenAPI `pattern`: the API server answers a mismatch with the bare regular expression,
-so formats are CEL rules with a message in words (`execflow.api.admission.AdmissionRule`).
-
-A free-form map (`dict[str, Any]`) becomes a map of arbitrary JSON values rather than an object
-that keeps unknown fields: the API server then compares such maps key by key, which the
-immutability rule of a kind whose spec is fixed after creation relies on (its CEL equality skips
-unknown fields that only one side has).
+Each kind's root model is turned into a structural schema (`execflow.api.structural`: refuses what
+the API server would reject, formats as CEL rules with messages in words) and wrapped in a
+CustomResourceDefinition with its names, printer columns and subresources.
 
 Kinds are listed in `KINDS`; adding one is one more `CustomResourceKind` entry.
 
@@ -29,17 +19,16 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel
 
-from execflow.api.admission import VALIDATIONS, cel_field
+from execflow.api.admission import VALIDATIONS
 from execflow.api.common import API_GROUP, API_VERSION
+from execflow.api.structural import Context, JsonSchema, SchemaError, immutability_rule, structural
 from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TASK_SPEC_MUTABLE_FIELDS, Task
 from execflow.api.tool import Tool
-
-JsonSchema = dict[str, Any]
 
 CATEGORY = "execflow"
 
@@ -47,30 +36,6 @@ GENERATED_HEADER = (
     "# Generated from the execflow.api models by `python -m execflow.api.crdgen --out crds/`.\n"
     "# Do not edit by hand: change the models and regenerate.\n"
 )
-
-_COPIED_KEYWORDS = frozenset(
-    {
-        "description",
-        "enum",
-        "format",
-        "maxItems",
-        "maxLength",
-        "maxProperties",
-        "maximum",
-        "minItems",
-        "minLength",
-        "minProperties",
-        "minimum",
-        "multipleOf",
-        "required",
-        "type",
-    }
-)
-_DROPPED_KEYWORDS = frozenset({"title"})
-_PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
-_INT_OR_STRING = "x-kubernetes-int-or-string"
-# Any JSON value, null included: without `nullable` the API server would silently drop a null.
-_ANY_VALUE: JsonSchema = {_PRESERVE_UNKNOWN: True, "nullable": True}
 
 _API_VERSION_PROPERTY: JsonSchema = {
     "type": "string",
@@ -90,10 +55,6 @@ _KIND_PROPERTY: JsonSchema = {
 }
 # The API server owns the metadata schema and rejects a CRD that says more than this about it.
 _METADATA_PROPERTY: JsonSchema = {"type": "object"}
-
-
-class SchemaError(ValueError):
-    """A model's JSON Schema cannot be expressed as a structural Kubernetes schema."""
 
 
 @dataclass(frozen=True)
@@ -210,16 +171,10 @@ KINDS: tuple[CustomResourceKind, ...] = (
 """Every kind the operator serves, in the order their CRDs are listed."""
 
 
-@dataclass(frozen=True)
-class _Context:
-    definitions: Mapping[str, JsonSchema]
-    keep_defaults: bool
-
-
 def openapi_schema(resource: CustomResourceKind) -> JsonSchema:
     """The structural openAPIV3Schema of a kind, generated from its root model."""
     model_schema = resource.model.model_json_schema(by_alias=True)
-    context = _Context(
+    context = Context(
         definitions=model_schema.pop("$defs", {}),
         keep_defaults=resource.schema_defaults,
     )
@@ -232,7 +187,7 @@ def openapi_schema(resource: CustomResourceKind) -> JsonSchema:
     model_schema.pop("required", None)
     if resource.model.model_fields["spec"].is_required():
         model_schema["required"] = ["spec"]
-    schema = _structural(model_schema, context, resource.kind)
+    schema = structural(model_schema, context, resource.kind)
     if resource.immutable_spec is not None:
         spec = schema["properties"]["spec"]
         rule = immutability_rule(spec, resource.immutable_spec.mutable, f"{resource.kind}.spec")
@@ -247,32 +202,6 @@ def openapi_schema(resource: CustomResourceKind) -> JsonSchema:
         **schema["properties"],
     }
     return schema
-
-
-def immutability_rule(spec: JsonSchema, mutable: Sequence[str], path: str = "spec") -> str:
-    """A CEL transition rule on `spec`: no field but the `mutable` ones changed.
-
-    Each other field must be present in both the old and the new spec or in neither, and equal when
-    present, so adding or removing an optional field is a change too. (Optional equality,
-    `self.?f == oldSelf.?f`, would say the same in fewer words, but the API server cannot bound
-    its cost.) A field CEL cannot see, such as a map of arbitrary JSON values, is reached through
-    `dyn()`, which defers the lookup to evaluation time.
-    """
-    properties: Mapping[str, JsonSchema] = spec.get("properties", {})
-    unknown = [name for name in mutable if name not in properties]
-    if unknown:
-        raise SchemaError(f"{path}: mutable fields {unknown} are not in the spec")
-    clauses = []
-    for name, child in properties.items():
-        if name in mutable:
-            continue
-        field = cel_field(name)
-        new, old = ("self", "oldSelf") if _cel_visible(child) else ("dyn(self)", "dyn(oldSelf)")
-        clauses.append(
-            f"has({new}.{field}) == has({old}.{field})"
-            f" && (!has({new}.{field}) || {new}.{field} == {old}.{field})"
-        )
-    return " && ".join(clauses) or "true"
 
 
 def build_crd(resource: CustomResourceKind) -> JsonSchema:
@@ -404,124 +333,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"CRDs in {listed} are up to date")
     return 0
-
-
-def _structural(node: JsonSchema, context: _Context, path: str) -> JsonSchema:
-    node = _flatten(node, context, path)
-    result: JsonSchema = {}
-    for keyword, value in node.items():
-        if keyword not in _DROPPED_KEYWORDS:
-            _convert(keyword, value, node=node, result=result, context=context, path=path)
-    untyped = "type" not in result and not result.get(_INT_OR_STRING)
-    free_form_object = result.get("type") == "object" and not (
-        "properties" in result or "additionalProperties" in result
-    )
-    if untyped or free_form_object:
-        result[_PRESERVE_UNKNOWN] = True
-    return result
-
-
-def _convert(
-    keyword: str, value: Any, *, node: JsonSchema, result: JsonSchema, context: _Context, path: str
-) -> None:
-    """Write one JSON Schema keyword of `node` into `result` in its structural form."""
-    match keyword:
-        case "default":
-            if context.keep_defaults and value is not None:
-                result["default"] = value
-        case "description":
-            result["description"] = " ".join(str(value).split())
-        case "properties":
-            result["properties"] = {
-                name: _property(name, schema, context, path) for name, schema in value.items()
-            }
-        case "items":
-            result["items"] = _structural(value, context, f"{path}[]")
-        case "additionalProperties":
-            _additional_properties(value, node, result, context, path)
-        case "exclusiveMinimum" | "exclusiveMaximum":
-            # JSON Schema 2020-12 gives the bound; OpenAPI v3.0 wants minimum/maximum plus a flag.
-            result["minimum" if keyword == "exclusiveMinimum" else "maximum"] = value
-            result[keyword] = True
-        case "const":
-            result["enum"] = [value]
-        case "pattern":
-            raise SchemaError(
-                f"{path}: the API server answers a `pattern` mismatch with the bare regular "
-                "expression; declare the format as an AdmissionRule with a message in words"
-            )
-        case _ if keyword in _COPIED_KEYWORDS or keyword.startswith("x-kubernetes-"):
-            result[keyword] = value
-        case _:
-            raise SchemaError(f"{path}: JSON Schema keyword {keyword!r} has no structural form")
-
-
-def _property(name: str, schema: JsonSchema, context: _Context, path: str) -> JsonSchema:
-    converted = _structural(schema, context, f"{path}.{name}")
-    if not converted.get("description"):
-        raise SchemaError(
-            f"{path}.{name}: every property needs a description (Field(description=))"
-        )
-    return converted
-
-
-def _additional_properties(
-    value: Any, node: JsonSchema, result: JsonSchema, context: _Context, path: str
-) -> None:
-    if value is True and "properties" in node:
-        result[_PRESERVE_UNKNOWN] = True
-    elif value is True:
-        result["additionalProperties"] = dict(_ANY_VALUE)
-    elif value is False:
-        return  # unknown fields are pruned anyway; Kubernetes forbids it beside properties
-    elif "properties" in node:
-        raise SchemaError(f"{path}: a schema cannot have both properties and additionalProperties")
-    else:
-        result["additionalProperties"] = _structural(value, context, f"{path}{{}}")
-
-
-def _cel_visible(schema: JsonSchema) -> bool:
-    """Whether CEL rules can refer to a value of this structural schema.
-
-    Mirrors how the API server declares schemas to CEL: an int-or-string is dynamic, an untyped
-    value is hidden, and a list or map is hidden when its items or values are.
-    """
-    if schema.get(_INT_OR_STRING):
-        return True
-    kind = schema.get("type")
-    if kind == "array":
-        return _cel_visible(schema["items"])
-    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
-        return _cel_visible(schema["additionalProperties"])
-    return kind is not None
-
-
-def _flatten(node: JsonSchema, context: _Context, path: str) -> JsonSchema:
-    """Inline `$ref` and single `allOf`, collapse Optional, turn int|str into int-or-string."""
-    while True:
-        if "$ref" in node:
-            reference = str(node["$ref"])
-            name = reference.removeprefix("#/$defs/")
-            if name not in context.definitions:
-                raise SchemaError(f"{path}: unresolvable reference {reference!r}")
-            siblings = {key: value for key, value in node.items() if key != "$ref"}
-            node = {**context.definitions[name], **siblings}
-        elif "allOf" in node and len(node["allOf"]) == 1:
-            siblings = {key: value for key, value in node.items() if key != "allOf"}
-            node = {**node["allOf"][0], **siblings}
-        elif "anyOf" in node:
-            siblings = {key: value for key, value in node.items() if key != "anyOf"}
-            branches = [_flatten(b, context, path) for b in node["anyOf"] if b != {"type": "null"}]
-            if len(branches) == 1:
-                node = {**branches[0], **siblings}
-            elif sorted(branch.get("type", "") for branch in branches) == ["integer", "string"]:
-                string = next(branch for branch in branches if branch.get("type") == "string")
-                string_constraints = {k: v for k, v in string.items() if k != "type"}
-                return {**string_constraints, **siblings, _INT_OR_STRING: True}
-            else:
-                raise SchemaError(f"{path}: unions other than Optional[X] and int | str")
-        else:
-            return node
 
 
 if __name__ == "__main__":

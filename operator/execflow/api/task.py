@@ -8,55 +8,24 @@ Task specs deliberately carry their defaults in these models rather than in the 
 the user leaves unset stays absent in the stored object, so a Tool's `defaults` can still fill it.
 """
 
-import datetime
 import enum
-import re
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
-from execflow.api.admission import AdmissionRule, cel_string, matches
 from execflow.api.common import (
     GROUP_VERSION,
     Condition,
     Container,
     ExecflowModel,
-    LocalObjectReference,
     ObjectMeta,
     ObjectName,
     ResourceRequirements,
     conditions_field,
 )
+from execflow.api.constraints import Constraints
 from execflow.api.durations import Duration
-
-TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-"""A wall-clock time "HH:MM" (24-hour), as used by time windows."""
-
-TIME_OF_DAY_MESSAGE = 'must be a 24-hour time of day "HH:MM" such as 06:00 or 22:30'
-"""What admission answers for a malformed start or end of a time window."""
-
-TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
-"""The shape of an IANA time zone name such as UTC, Europe/Berlin or America/Argentina/Salta."""
-
-TIME_ZONE_MAX_LENGTH = 64
-"""Longest time zone name accepted; the longest IANA name has 32 characters."""
-
-TIME_ZONE_MESSAGE = "must be an IANA time zone name such as UTC, Europe/Berlin or America/New_York"
-"""What admission answers for a time zone it does not know, after the field's path."""
-
-# Go resolves "Local" to the API server's own zone, which is no zone a task can name; the scheduler
-# (Python's zoneinfo) does not know it either.
-_HOST_ZONE = "Local"
-
-# Converting a fixed instant into the zone makes the API server look the name up in its time zone
-# database (kube-apiserver embeds Go's time/tzdata, so every IANA zone is known even on hosts
-# without /usr/share/zoneinfo). An unknown name is an evaluation error, which refuses the object
-# with the error ("unknown time zone Mars/Olympus") followed by TIME_ZONE_MESSAGE. The shape check
-# runs first so a name with a ":" is never read as a UTC offset.
-TIME_ZONE_RULE = (
-    f"{matches(TIME_ZONE_PATTERN)} && self != {cel_string(_HOST_ZONE)}"
-    " && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0"
-)
+from execflow.api.pod_template import PodTemplate
 
 TOOL_REF_XOR_CONTAINER_RULE = "has(self.toolRef) != has(self.container)"
 TOOL_REF_XOR_CONTAINER_MESSAGE = "exactly one of spec.toolRef or spec.container must be set"
@@ -68,40 +37,6 @@ TASK_SPEC_IMMUTABLE_MESSAGE = (
     "spec is immutable except suspend and cancel; create a new Task to run with different settings"
 )
 """What admission answers for any other change to a Task's spec."""
-
-_TIME_OF_DAY = re.compile(TIME_OF_DAY_PATTERN)
-_TIME_ZONE = re.compile(TIME_ZONE_PATTERN)
-
-
-def _check_time_of_day(text: str) -> str:
-    if _TIME_OF_DAY.fullmatch(text) is None:
-        raise ValueError(f"{text!r} {TIME_OF_DAY_MESSAGE}")
-    return text
-
-
-def _check_time_zone(text: str) -> str:
-    # Only the shape: whether the zone exists depends on the time zone database at hand, so the
-    # scheduler checks that when it evaluates the window.
-    if _TIME_ZONE.fullmatch(text) is None or text == _HOST_ZONE:
-        raise ValueError(f"{text!r} {TIME_ZONE_MESSAGE}")
-    return text
-
-
-TimeOfDay = Annotated[
-    str,
-    Field(max_length=5),
-    AfterValidator(_check_time_of_day),
-    AdmissionRule(matches(TIME_OF_DAY_PATTERN), TIME_OF_DAY_MESSAGE),
-]
-"""A wall-clock time "HH:MM" (24-hour)."""
-
-TimeZoneName = Annotated[
-    str,
-    Field(min_length=1, max_length=TIME_ZONE_MAX_LENGTH),
-    AfterValidator(_check_time_zone),
-    AdmissionRule(TIME_ZONE_RULE, TIME_ZONE_MESSAGE),
-]
-"""The name of an IANA time zone, such as UTC or Europe/Berlin."""
 
 
 class Priority(enum.StrEnum):
@@ -233,58 +168,6 @@ class Dependency(ExecflowModel):
     )
 
 
-class TimeWindow(ExecflowModel):
-    """A daily wall-clock window in which a task may start; it may wrap past midnight."""
-
-    start: TimeOfDay = Field(
-        description='Start of the window, "HH:MM" (24-hour), inclusive.',
-    )
-    end: TimeOfDay = Field(
-        description='End of the window, "HH:MM" (24-hour), exclusive; before start: overnight.',
-    )
-    time_zone: TimeZoneName = Field(
-        default="UTC",
-        description="IANA time zone of start and end, e.g. Europe/Berlin. Default UTC.",
-    )
-
-    @property
-    def start_time(self) -> datetime.time:
-        """The start as a time of day."""
-        return datetime.time.fromisoformat(self.start)
-
-    @property
-    def end_time(self) -> datetime.time:
-        """The end as a time of day."""
-        return datetime.time.fromisoformat(self.end)
-
-
-class Constraints(ExecflowModel):
-    """When and beside what a task may run."""
-
-    deadline: AwareDatetime | None = Field(
-        default=None,
-        description=(
-            "Time (RFC 3339) by which the task must finish; drives deadline-aware ordering. "
-            "A task still waiting at its deadline fails with reason DeadlineMissed."
-        ),
-    )
-    time_windows: list[TimeWindow] = Field(
-        default_factory=list,
-        max_length=32,
-        description="Windows in which the task may start; empty means any time.",
-    )
-    exclusive: bool = Field(
-        default=False,
-        description="Run alone: nothing else in the task's queue runs beside it.",
-    )
-    mutex: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=253,
-        description="Mutual-exclusion key: at most one running Task per key in the namespace.",
-    )
-
-
 class CachePolicy(ExecflowModel):
     """Reuse of the result of an identical earlier execution (same container and parameters)."""
 
@@ -292,57 +175,6 @@ class CachePolicy(ExecflowModel):
     ttl: Duration | None = Field(
         default=None,
         description="How long a cached result stays usable, e.g. 1h; unset means no expiry.",
-    )
-
-
-class PodTemplateMetadata(ExecflowModel):
-    """Metadata added to the pods of the task's Jobs."""
-
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra pod labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Extra pod annotations.")
-
-
-class PodTemplatePodSpec(ExecflowModel):
-    """Pod spec fields merged into the pods of the task's Jobs."""
-
-    service_account_name: str = Field(
-        default="",
-        max_length=253,
-        description="ServiceAccount the pod runs as; empty uses the namespace default.",
-    )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict,
-        description="Node labels the pod must be scheduled onto.",
-    )
-    tolerations: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="core/v1 Tolerations of the pod.",
-    )
-    affinity: dict[str, Any] = Field(
-        default_factory=dict,
-        description="core/v1 Affinity of the pod (nodeAffinity, podAffinity, podAntiAffinity).",
-    )
-    priority_class_name: str = Field(
-        default="",
-        max_length=253,
-        description="PriorityClass of the pod, for the cluster scheduler.",
-    )
-    image_pull_secrets: list[LocalObjectReference] = Field(
-        default_factory=list,
-        description="Secrets used to pull the task image from private registries.",
-    )
-
-
-class PodTemplate(ExecflowModel):
-    """Optional extras merged into the pod template of the task's Jobs."""
-
-    metadata: PodTemplateMetadata = Field(
-        default_factory=PodTemplateMetadata,
-        description="Extra labels and annotations of the pod.",
-    )
-    spec: PodTemplatePodSpec = Field(
-        default_factory=PodTemplatePodSpec,
-        description="Extra pod spec fields (service account, placement, pull secrets).",
     )
 
 

@@ -29,12 +29,8 @@ import yaml
 from execflow.devcluster import pki
 from execflow.devcluster.build import ensure_binaries
 from execflow.devcluster.components import state_dir
+from execflow.devcluster.configuration import NODE_ANNOTATION, SERVICE_IP, command_line, kubeconfig
 
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"
-POD_CIDR = "10.0.0.1/16"
-ISSUER = "https://kubernetes.default.svc.cluster.local"
-NODE_ANNOTATION = "kwok.x-k8s.io/node"
 START_ORDER = (
     "etcd",
     "kube-apiserver",
@@ -293,45 +289,14 @@ class LocalCluster:
     def _write_kubeconfigs(self, state: ClusterState) -> None:
         server = f"https://127.0.0.1:{state.ports['kube-apiserver']}"
         for identity in pki.CLIENT_IDENTITIES:
-            config = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "execflow-local",
-                        "cluster": {
-                            "server": server,
-                            "certificate-authority": str(self.pki_dir / "ca.crt"),
-                        },
-                    }
-                ],
-                "users": [
-                    {
-                        "name": identity.user,
-                        "user": {
-                            "client-certificate": str(self.pki_dir / f"{identity.file_stem}.crt"),
-                            "client-key": str(self.pki_dir / f"{identity.file_stem}.key"),
-                        },
-                    }
-                ],
-                "contexts": [
-                    {
-                        "name": "execflow-local",
-                        "context": {
-                            "cluster": "execflow-local",
-                            "user": identity.user,
-                            "namespace": "default",
-                        },
-                    }
-                ],
-                "current-context": "execflow-local",
-            }
             path = (
                 self.kubeconfig
                 if identity is pki.ADMIN
                 else self.dir / f"{identity.file_stem}.kubeconfig"
             )
-            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            path.write_text(
+                yaml.safe_dump(kubeconfig(server, self.pki_dir, identity), sort_keys=False)
+            )
             path.chmod(0o600)
 
     def _write_stages(self) -> None:
@@ -342,91 +307,7 @@ class LocalCluster:
         (self.dir / "kwok-stages.yaml").write_text(text)
 
     def _command(self, name: str, binaries: dict[str, Path], state: ClusterState) -> list[str]:
-        p = state.ports
-        pki_dir = self.pki_dir
-        binary = str(binaries[name])
-        if name == "etcd":
-            peer = f"http://127.0.0.1:{p['etcd-peer']}"
-            client = f"http://127.0.0.1:{p['etcd']}"
-            return [
-                binary,
-                "--name=execflow",
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls={client}",
-                f"--advertise-client-urls={client}",
-                f"--listen-peer-urls={peer}",
-                f"--initial-advertise-peer-urls={peer}",
-                f"--initial-cluster=execflow={peer}",
-                # Durability is irrelevant for a throw-away test cluster; latency is not.
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ]
-        if name == "kube-apiserver":
-            return [
-                binary,
-                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={p['kube-apiserver']}",
-                f"--cert-dir={self.dir / 'apiserver'}",
-                f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
-                f"--client-ca-file={pki_dir / 'ca.crt'}",
-                f"--service-account-issuer={ISSUER}",
-                f"--api-audiences={ISSUER}",
-                f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
-                f"--service-account-key-file={pki_dir / 'sa.pub'}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # Without this the API server writes a loopback Endpoints object that fails
-                # validation; nothing in-cluster needs to reach the API server through it.
-                "--endpoint-reconciler-type=none",
-                "--authorization-mode=Node,RBAC",
-                "--profiling=false",
-                "--max-requests-inflight=800",
-                "--max-mutating-requests-inflight=400",
-            ]
-        if name == "kube-controller-manager":
-            kubeconfig = self.dir / "kube-controller-manager.kubeconfig"
-            return [
-                binary,
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                f"--service-account-private-key-file={pki_dir / 'sa.key'}",
-                f"--root-ca-file={pki_dir / 'ca.crt'}",
-                "--use-service-account-credentials=true",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p['kube-controller-manager']}",
-                "--cluster-name=execflow-local",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--concurrent-job-syncs=20",
-                "--concurrent-gc-syncs=40",
-            ]
-        if name == "kube-scheduler":
-            kubeconfig = self.dir / "kube-scheduler.kubeconfig"
-            return [
-                binary,
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p['kube-scheduler']}",
-            ]
-        if name == "kwok":
-            return [
-                binary,
-                f"--kubeconfig={self.kubeconfig}",
-                f"--config={self.dir / 'kwok-stages.yaml'}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-                f"--cidr={POD_CIDR}",
-                "--node-ip=10.0.0.1",
-                f"--server-address=127.0.0.1:{p['kwok']}",
-            ]
-        raise KeyError(name)
+        return command_line(name, str(binaries[name]), state.ports, self.dir)
 
     # ----- readiness -------------------------------------------------------------------------
     def _client_context(self) -> ssl.SSLContext:

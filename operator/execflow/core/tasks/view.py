@@ -21,16 +21,12 @@ from pydantic import ValidationError
 from execflow.api.durations import parse_duration
 from execflow.api.reasons import Reason
 from execflow.api.task import (
-    DependencyCondition,
-    DependencyType,
     TaskPhase,
     TaskSpec,
     TaskStatus,
 )
-from execflow.api.timestamps import parse_time
 from execflow.api.tool import ToolSpec
 from execflow.core import dependencies as deps
-from execflow.core.cache_keys import execution_key
 from execflow.core.task_spec import SpecError, effective_spec
 from execflow.core.tasks.attempts import (
     Attempt,
@@ -39,6 +35,8 @@ from execflow.core.tasks.attempts import (
     attempt_of,
     stopped_attempt,
 )
+from execflow.core.tasks.cache import CachedResult, cache_key, newest_cached
+from execflow.core.tasks.predecessors import dependency_graph, judge_dependencies, raw_dependencies
 from execflow.core.tasks.resources import requests_of
 from execflow.core.templating import TemplateError, render_args
 from execflow.core.tools import check_tool, parameter_problem
@@ -91,15 +89,6 @@ class TaskSnapshot:
     """Another Task of the namespace by name, for dependencies."""
     completed_with_key: Callable[[str], Sequence[Body]] = field(default=lambda _key: ())
     """Completed Tasks of the namespace whose status.cacheKey is the given key."""
-
-
-@dataclass(frozen=True, slots=True)
-class CachedResult:
-    """A completed identical execution found in the cache."""
-
-    task: str
-    result: Any
-    exit_code: int | None
 
 
 @dataclass(frozen=True)
@@ -224,114 +213,6 @@ def _spec_failure(spec: TaskSpec, tool: ToolSpec | None) -> Verdict | None:
     return None
 
 
-def _predecessor(body: Body | None) -> deps.PredecessorState | None:
-    if body is None:
-        return None
-    status = body.get("status") or {}
-    phase = str(status.get("phase") or TaskPhase.PENDING)
-    terminal = phase in {p.value for p in TaskPhase if p.is_terminal}
-    started = bool(status.get("startTime")) or phase in (TaskPhase.RUNNING, TaskPhase.COMPLETED)
-    return deps.PredecessorState(
-        phase=phase, started=started, finished=terminal, succeeded=phase == TaskPhase.COMPLETED
-    )
-
-
-def _raw_dependencies(body: Body | None) -> list[deps.Dependency]:
-    raw = ((body or {}).get("spec") or {}).get("dependencies") or []
-    found = []
-    for item in raw:
-        if not isinstance(item, Mapping) or not item.get("task"):
-            continue
-        try:
-            found.append(
-                deps.Dependency(
-                    str(item["task"]),
-                    DependencyType(item.get("type", DependencyType.FINISH_TO_START)),
-                    DependencyCondition(item.get("condition", DependencyCondition.SUCCEEDED)),
-                )
-            )
-        except ValueError:
-            continue  # admission refuses unknown types; an old object is judged without it
-    return found
-
-
-def dependency_graph(
-    name: str, own: Sequence[deps.Dependency], task_named: Callable[[str], Body | None]
-) -> dict[str, list[deps.Dependency]]:
-    """The Task's dependencies and, transitively, those of the Tasks it depends on."""
-    graph: dict[str, list[deps.Dependency]] = {name: list(own)}
-    frontier = [d.task for d in own]
-    while frontier:
-        other = frontier.pop()
-        if other in graph:
-            continue
-        graph[other] = _raw_dependencies(task_named(other))
-        frontier += [d.task for d in graph[other]]
-    return graph
-
-
-def judge_dependencies(
-    name: str,
-    spec: TaskSpec,
-    attempts: Sequence[Attempt],
-    task_named: Callable[[str], Body | None],
-) -> deps.DependencyDecision | None:
-    """The dependency decision for the Task's next step, or None while an attempt runs.
-
-    A dependency on the Task itself is judged against its own progress (a StartToFinish on
-    itself is met once it started; the other types on itself are cycles, refused earlier).
-    """
-    own = [deps.Dependency(d.task, d.type, d.condition) for d in spec.dependencies]
-    latest = max(attempts, key=lambda attempt: attempt.number, default=None)
-    states = {
-        other: state
-        for other in dependency_graph(name, own, task_named)
-        if other != name and (state := _predecessor(task_named(other))) is not None
-    }
-    states[name] = deps.PredecessorState(
-        phase=TaskPhase.RUNNING if latest is not None else TaskPhase.PENDING,
-        started=latest is not None,
-        finished=False,
-        succeeded=False,
-    )
-    if latest is not None and latest.state is AttemptState.SUCCEEDED:
-        return deps.can_complete(own, states)
-    if latest is not None and latest.active:
-        return None
-    return deps.can_start(own, states)
-
-
-def cache_key(spec: TaskSpec, tool: ToolSpec | None) -> str | None:
-    container = tool or spec.container
-    if container is None:
-        return None
-    return execution_key(
-        container.image,
-        container.command,
-        container.args,
-        [e.model_dump(by_alias=True, exclude_none=True) for e in container.env],
-        spec.parameters,
-    )
-
-
-def _cached(
-    snapshot: TaskSnapshot, key: str, ttl: datetime.timedelta, now: datetime.datetime
-) -> CachedResult | None:
-    best: tuple[datetime.datetime, Body] | None = None
-    for body in snapshot.completed_with_key(key):
-        if body["metadata"]["name"] == snapshot.name:
-            continue
-        finished = parse_time((body.get("status") or {}).get("completionTime"))
-        if finished is None or now - finished > ttl:
-            continue
-        if best is None or finished > best[0]:
-            best = (finished, body)
-    if best is None:
-        return None
-    status = best[1].get("status") or {}
-    return CachedResult(best[1]["metadata"]["name"], status.get("result"), status.get("exitCode"))
-
-
 def build_view(
     snapshot: TaskSnapshot, now: datetime.datetime, settings: TaskSettings | None = None
 ) -> TaskView:
@@ -371,7 +252,7 @@ def _check_cycle(
     view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
 ) -> TaskView:
     """A dependency cycle can never be resolved: reported before anything that might be."""
-    own = _raw_dependencies({"spec": snapshot.spec})
+    own = raw_dependencies({"spec": snapshot.spec})
     if not own:
         return view
     graph = dependency_graph(snapshot.name, own, snapshot.task_named)
@@ -439,7 +320,8 @@ def _find_cached(
     if key is None or view.attempts or view.status.phase is TaskPhase.COMPLETED:
         return view
     ttl = parse_duration(spec.cache.ttl) if spec.cache.ttl else settings.default_cache_ttl
-    return replace(view, cached=_cached(snapshot, key, ttl, now))
+    candidates = snapshot.completed_with_key(key)
+    return replace(view, cached=newest_cached(snapshot.name, candidates, ttl, now))
 
 
 _STAGES: tuple[Stage, ...] = (

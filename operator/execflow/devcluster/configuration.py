@@ -1,0 +1,145 @@
+"""How each component of the local control plane is configured: command lines and kubeconfigs.
+
+Everything listens on 127.0.0.1 with TLS and client certificates; the API server authorizes with
+Node and RBAC and signs service-account tokens, as a real cluster does. The command lines are a
+function of the ports chosen for this cluster and the folder that holds its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from execflow.devcluster import pki
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+POD_CIDR = "10.0.0.1/16"
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+def kubeconfig(server: str, pki_dir: Path, identity: pki.Identity) -> dict[str, Any]:
+    """A kubeconfig for one client identity of the local cluster."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "execflow-local",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority": str(pki_dir / "ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": identity.user,
+                "user": {
+                    "client-certificate": str(pki_dir / f"{identity.file_stem}.crt"),
+                    "client-key": str(pki_dir / f"{identity.file_stem}.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": "execflow-local",
+                "context": {
+                    "cluster": "execflow-local",
+                    "user": identity.user,
+                    "namespace": "default",
+                },
+            }
+        ],
+        "current-context": "execflow-local",
+    }
+
+
+def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Path) -> list[str]:
+    """The command line of one component, with its ports and its place in `directory`."""
+    p = ports
+    pki_dir = directory / "pki"
+    if name == "etcd":
+        peer = f"http://127.0.0.1:{p['etcd-peer']}"
+        client = f"http://127.0.0.1:{p['etcd']}"
+        return [
+            binary,
+            "--name=execflow",
+            f"--data-dir={directory / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=execflow={peer}",
+            # Durability is irrelevant for a throw-away test cluster; latency is not.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+    if name == "kube-apiserver":
+        return [
+            binary,
+            f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={p['kube-apiserver']}",
+            f"--cert-dir={directory / 'apiserver'}",
+            f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
+            f"--client-ca-file={pki_dir / 'ca.crt'}",
+            f"--service-account-issuer={ISSUER}",
+            f"--api-audiences={ISSUER}",
+            f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
+            f"--service-account-key-file={pki_dir / 'sa.pub'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # Without this the API server writes a loopback Endpoints object that fails
+            # validation; nothing in-cluster needs to reach the API server through it.
+            "--endpoint-reconciler-type=none",
+            "--authorization-mode=Node,RBAC",
+            "--profiling=false",
+            "--max-requests-inflight=800",
+            "--max-mutating-requests-inflight=400",
+        ]
+    if name == "kube-controller-manager":
+        kubeconfig = directory / "kube-controller-manager.kubeconfig"
+        return [
+            binary,
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--service-account-private-key-file={pki_dir / 'sa.key'}",
+            f"--root-ca-file={pki_dir / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['kube-controller-manager']}",
+            "--cluster-name=execflow-local",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--concurrent-job-syncs=20",
+            "--concurrent-gc-syncs=40",
+        ]
+    if name == "kube-scheduler":
+        kubeconfig = directory / "kube-scheduler.kubeconfig"
+        return [
+            binary,
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['kube-scheduler']}",
+        ]
+    if name == "kwok":
+        return [
+            binary,
+            f"--kubeconfig={directory / 'kubeconfig'}",
+            f"--config={directory / 'kwok-stages.yaml'}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=10.0.0.1",
+            f"--server-address=127.0.0.1:{p['kwok']}",
+        ]
+    raise KeyError(name)
