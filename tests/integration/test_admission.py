@@ -22,30 +22,16 @@ from execflow.api.constraints import TIME_OF_DAY_MESSAGE, TIME_ZONE_MESSAGE
 from execflow.api.durations import DURATION_MESSAGE
 from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE
 from execflow.kube.crds import install_crds
+from tests.task_specs import reference_task_spec
 
 GROUP, VERSION = "execflow.dev", "v1alpha1"
 PLURALS = {"Task": "tasks", "Tool": "tools"}
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-# The spec of the Task in the API contract, every field set.
-FULL_TASK_SPEC: dict[str, Any] = {
-    "toolRef": {"name": "data-cleaner"},
-    "parameters": {"input": "raw_data.csv", "nested": {"rows": [1, 2]}, "empty": None},
-    "queue": "default",
-    "priority": "Normal",
-    "timeout": "30s",
-    "retryPolicy": {
-        "maxRetries": 3,
-        "retryDelay": "1s",
-        "backoffMultiplier": 2,
-        "maxRetryDelay": "5m",
-        "retryOn": {
-            "exitCodes": [1, 137],
-            "reasons": ["Error", "OOMKilled", "DeadlineExceeded", "Evicted"],
-        },
-    },
-    "dependencies": [{"task": "fetch-data", "type": "FinishToStart", "condition": "Succeeded"}],
-    "constraints": {
+# The reference spec, with values at the edges of what admission accepts.
+FULL_TASK_SPEC: dict[str, Any] = reference_task_spec(
+    parameters={"input": "raw_data.csv", "nested": {"rows": [1, 2]}, "empty": None},
+    constraints={
         "deadline": "2026-12-01T12:00:00Z",
         "timeWindows": [
             {"start": "22:00", "end": "06:00", "timeZone": "Europe/Berlin"},
@@ -56,16 +42,12 @@ FULL_TASK_SPEC: dict[str, Any] = {
         "exclusive": False,
         "mutex": "gpu-0",
     },
-    "estimatedDuration": "1h30m0.5s",
-    "resources": {
+    estimatedDuration="1h30m0.5s",
+    resources={
         "requests": {"cpu": "500m", "memory": "256Mi", "nvidia.com/gpu": 1},
         "limits": {"memory": "1.5Gi", "ephemeral-storage": "2e9"},
     },
-    "cache": {"enabled": True, "ttl": "1h"},
-    "tags": ["processed", "nightly"],
-    "suspend": False,
-    "cancel": False,
-    "podTemplate": {
+    podTemplate={
         "metadata": {"labels": {"tier": "batch"}, "annotations": {"a": "b"}},
         "spec": {
             "serviceAccountName": "",
@@ -74,7 +56,7 @@ FULL_TASK_SPEC: dict[str, Any] = {
             "affinity": {"nodeAffinity": {}},
         },
     },
-}
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

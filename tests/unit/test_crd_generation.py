@@ -40,6 +40,7 @@ from execflow.api.crdgen import (
 from execflow.api.durations import DURATION_MESSAGE, DURATION_PATTERN, DURATION_RULE
 from execflow.api.structural import SchemaError, immutability_rule
 from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TaskSpec
+from tests.task_specs import reference_task_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED_CRDS = REPO_ROOT / "crds"
@@ -50,40 +51,7 @@ VALID_TASK: dict[str, Any] = {
     "apiVersion": "execflow.dev/v1alpha1",
     "kind": "Task",
     "metadata": {"name": "clean-data", "labels": {"team": "ml"}},
-    "spec": {
-        "toolRef": {"name": "data-cleaner"},
-        "parameters": {"input": "raw_data.csv"},
-        "queue": "default",
-        "priority": "Normal",
-        "timeout": "30s",
-        "retryPolicy": {
-            "maxRetries": 3,
-            "retryDelay": "1s",
-            "backoffMultiplier": 2,
-            "maxRetryDelay": "5m",
-            "retryOn": {
-                "exitCodes": [1, 137],
-                "reasons": ["Error", "OOMKilled", "DeadlineExceeded", "Evicted"],
-            },
-        },
-        "dependencies": [{"task": "fetch-data", "type": "FinishToStart", "condition": "Succeeded"}],
-        "constraints": {
-            "deadline": "2026-12-01T12:00:00Z",
-            "timeWindows": [{"start": "22:00", "end": "06:00", "timeZone": "Europe/Berlin"}],
-            "exclusive": False,
-            "mutex": "gpu-0",
-        },
-        "estimatedDuration": "5s",
-        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": 512}},
-        "cache": {"enabled": True, "ttl": "1h"},
-        "tags": ["processed", "nightly"],
-        "suspend": False,
-        "cancel": False,
-        "podTemplate": {
-            "metadata": {"labels": {}, "annotations": {}},
-            "spec": {"serviceAccountName": "", "nodeSelector": {}, "tolerations": []},
-        },
-    },
+    "spec": reference_task_spec(),
     "status": {"phase": "Queued", "attempts": 0, "result": ["any", "json"]},
 }
 

@@ -19,7 +19,6 @@ from execflow.core.scheduling import (
     BlockReason,
     Capacity,
     NodeCapacity,
-    Plan,
     Resources,
     RunningTask,
     Scheduler,
@@ -28,34 +27,12 @@ from execflow.core.scheduling import (
     any_window_open,
     next_window_opening,
 )
-
-GI = 1 << 30
+from tests.unit.schedulers import GI, nodes, one_queue, reasons, started
 
 
 def at(text: str) -> float:
     """Epoch seconds of an RFC 3339 time."""
     return datetime.datetime.fromisoformat(text).timestamp()
-
-
-def one_queue(**fields: object) -> Scheduler:
-    return Scheduler(OperatorSettings(queues={"default": QueueSettings.model_validate(fields)}))
-
-
-def started(plan: Plan) -> list[str]:
-    return [start.key for start in plan.starts]
-
-
-def reasons(plan: Plan) -> dict[str, BlockReason | None]:
-    return {status.key: status.reason for status in plan.waiting}
-
-
-def nodes(*free: tuple[int, int], allocatable: tuple[int, int] = (4000, 8 * GI)) -> Capacity:
-    return Capacity(
-        nodes=tuple(
-            NodeCapacity(f"n{index}", Resources(*allocatable), Resources(*left))
-            for index, left in enumerate(free, start=1)
-        )
-    )
 
 
 # -- time windows ----------------------------------------------------------------------------

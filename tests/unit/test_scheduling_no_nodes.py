@@ -18,37 +18,14 @@ from execflow.core.scheduling import (
     LOW,
     BlockReason,
     Capacity,
-    NodeCapacity,
-    Plan,
     Resources,
     RunningTask,
     Scheduler,
     WaitingTask,
 )
+from tests.unit.schedulers import GI, nodes, one_queue, reasons, started
 
-GI = 1 << 30
 NO_NODES = Capacity(nodes=())
-
-
-def one_queue(**fields: object) -> Scheduler:
-    return Scheduler(OperatorSettings(queues={"default": QueueSettings.model_validate(fields)}))
-
-
-def started(plan: Plan) -> list[str]:
-    return [start.key for start in plan.starts]
-
-
-def reasons(plan: Plan) -> dict[str, BlockReason | None]:
-    return {status.key: status.reason for status in plan.waiting}
-
-
-def nodes(*free: tuple[int, int], allocatable: tuple[int, int] = (4000, 8 * GI)) -> Capacity:
-    return Capacity(
-        nodes=tuple(
-            NodeCapacity(f"n{index}", Resources(*allocatable), Resources(*left))
-            for index, left in enumerate(free, start=1)
-        )
-    )
 
 
 def test_no_queue_starts_anything_without_a_schedulable_node_and_each_task_learns_why() -> None:

@@ -25,6 +25,7 @@ from execflow.api.task import (
     ToolReference,
 )
 from execflow.api.tool import Tool, ToolSpec
+from tests.task_specs import reference_task_spec
 
 TASK_BODY: dict[str, Any] = {
     "apiVersion": "execflow.dev/v1alpha1",
@@ -39,36 +40,10 @@ TASK_BODY: dict[str, Any] = {
         "annotations": {"note": "nightly"},
         "creationTimestamp": "2026-01-01T10:00:00Z",
     },
-    "spec": {
-        "toolRef": {"name": "data-cleaner"},
-        "parameters": {"input": "raw_data.csv", "limits": {"rows": 10}, "flags": [1, "a"]},
-        "queue": "default",
-        "priority": "High",
-        "timeout": "30s",
-        "retryPolicy": {
-            "maxRetries": 3,
-            "retryDelay": "1s",
-            "backoffMultiplier": 2,
-            "maxRetryDelay": "5m",
-            "retryOn": {
-                "exitCodes": [1, 137],
-                "reasons": ["Error", "OOMKilled", "DeadlineExceeded", "Evicted"],
-            },
-        },
-        "dependencies": [{"task": "fetch-data", "type": "FinishToStart", "condition": "Succeeded"}],
-        "constraints": {
-            "deadline": "2026-12-01T12:00:00Z",
-            "timeWindows": [{"start": "22:00", "end": "06:00", "timeZone": "Europe/Berlin"}],
-            "exclusive": False,
-            "mutex": "gpu-0",
-        },
-        "estimatedDuration": "5s",
-        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": 512}},
-        "cache": {"enabled": True, "ttl": "1h"},
-        "tags": ["processed", "nightly"],
-        "suspend": False,
-        "cancel": False,
-        "podTemplate": {
+    "spec": reference_task_spec(
+        parameters={"input": "raw_data.csv", "limits": {"rows": 10}, "flags": [1, "a"]},
+        priority="High",
+        podTemplate={
             "metadata": {"labels": {"tier": "batch"}, "annotations": {"a": "b"}},
             "spec": {
                 "serviceAccountName": "runner",
@@ -81,7 +56,7 @@ TASK_BODY: dict[str, Any] = {
                 "imagePullSecrets": [{"name": "registry"}],
             },
         },
-    },
+    ),
     "status": {
         "phase": "Running",
         "reason": "Started",
