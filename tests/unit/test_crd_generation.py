@@ -3,7 +3,8 @@
 Pure: the generated schemas are inspected as data, and the admission rules that are plain OpenAPI
 (enum, minimum/maximum, types) are exercised with a JSON Schema validator standing in for the API
 server. The CEL rules are checked for their text and for carrying the same regular expressions as
-the Python validators; tests/integration/test_admission.py runs them on the real API server.
+the Python validators; tests/integration/test_admission.py and test_workflow_admission.py run them
+on the real API server.
 """
 
 import re
@@ -39,7 +40,27 @@ from execflow.api.crdgen import (
 )
 from execflow.api.durations import DURATION_MESSAGE, DURATION_PATTERN, DURATION_RULE
 from execflow.api.structural import SchemaError, immutability_rule
-from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TaskSpec
+from execflow.api.task import (
+    TASK_SPEC_IMMUTABLE_MESSAGE,
+    TOOL_REF_XOR_CONTAINER_MESSAGE,
+    TOOL_REF_XOR_CONTAINER_RULE,
+    TaskSpec,
+)
+from execflow.api.workflow_limits import (
+    CHILD_NAME_MESSAGE,
+    DEPENDS_ON_MAX,
+    DEPENDS_ON_MESSAGE,
+    FINALLY_MAX,
+    INDEX_SUFFIX,
+    LABEL_MAX,
+    MAX_RETRIES_MESSAGE,
+    NAME_MESSAGE,
+    NAME_PATTERN,
+    STEP_NAMES_MESSAGE,
+    STEPS_MAX,
+    TASK_NAMES_MESSAGE,
+    TASKS_PER_STEP_MAX,
+)
 from tests.task_specs import reference_task_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +134,11 @@ def cel_literal_in(rule: str) -> str:
 def test_committed_crds_equal_a_fresh_generation() -> None:
     rendered = render_crds()
 
-    assert sorted(rendered) == ["execflow.dev_tasks.yaml", "execflow.dev_tools.yaml"]
+    assert sorted(rendered) == [
+        "execflow.dev_tasks.yaml",
+        "execflow.dev_tools.yaml",
+        "execflow.dev_workflows.yaml",
+    ]
     for name, text in rendered.items():
         committed = (COMMITTED_CRDS / name).read_text(encoding="utf-8")
         assert committed == text, (
@@ -457,6 +482,16 @@ def test_the_schema_rejects_invalid_task_specs(spec_fields: dict[str, Any]) -> N
                 ("Age", ".metadata.creationTimestamp"),
             ],
         ),
+        (
+            "Workflow",
+            "workflows",
+            "wf",
+            [
+                ("Phase", ".status.phase"),
+                ("Progress", ".status.progress"),
+                ("Age", ".metadata.creationTimestamp"),
+            ],
+        ),
     ],
 )
 def test_crd_names_scope_subresource_and_printer_columns(
@@ -509,7 +544,9 @@ def test_check_fails_with_a_diff_when_a_committed_crd_differs(
 
 def test_check_reports_missing_and_stale_files(tmp_path: Path) -> None:
     rendered = render_crds()
-    (tmp_path / "execflow.dev_tools.yaml").write_text(rendered["execflow.dev_tools.yaml"])
+    for name, text in rendered.items():
+        if name != "execflow.dev_tasks.yaml":
+            (tmp_path / name).write_text(text)
     (tmp_path / "execflow.dev_widgets.yaml").write_text("kind: CustomResourceDefinition\n")
 
     problems = check_crds(tmp_path, rendered)
@@ -651,3 +688,121 @@ def test_the_module_command_checks_the_committed_crds() -> None:
 
     assert checked.returncode == 0, checked.stderr
     assert "up to date" in checked.stdout
+
+
+SECTIONS = ("steps", "finally")
+
+
+def workflow_rule_texts() -> list[str]:
+    """Every rule and message expression of the Workflow schema."""
+    return [
+        rule[key]
+        for _, node in schema_nodes(schema_of("Workflow"))
+        for rule in node.get("x-kubernetes-validations", [])
+        for key in ("rule", "messageExpression")
+        if key in rule
+    ]
+
+
+def test_workflow_schema_leaves_defaults_to_the_models_so_tool_defaults_can_apply() -> None:
+    assert "default" not in set(all_keys(schema_of("Workflow")))
+
+
+def test_workflow_lists_carry_the_limits_the_cost_budget_allows() -> None:
+    schema = schema_of("Workflow")
+
+    assert node_at(schema, ".spec.steps")["maxItems"] == STEPS_MAX == 50
+    assert node_at(schema, ".spec.finally")["maxItems"] == FINALLY_MAX == 10
+    for section in SECTIONS:
+        assert node_at(schema, f".spec.{section}[].tasks")["maxItems"] == TASKS_PER_STEP_MAX == 20
+        depends_on = node_at(schema, f".spec.{section}[].dependsOn")
+        assert depends_on["maxItems"] == DEPENDS_ON_MAX == STEPS_MAX + FINALLY_MAX - 1
+        assert depends_on["x-kubernetes-list-type"] == "set"
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+@pytest.mark.parametrize("field", ["name", "tasks[].name", "dependsOn[]"])
+def test_workflow_names_are_dns_labels_checked_with_the_python_pattern(
+    section: str, field: str
+) -> None:
+    node = node_at(schema_of("Workflow"), f".spec.{section}[].{field}")
+    (rule,) = node["x-kubernetes-validations"]
+
+    assert rule["message"] == NAME_MESSAGE
+    assert cel_literal_in(rule["rule"]) == NAME_PATTERN
+    assert node["maxLength"] == LABEL_MAX
+
+
+def test_workflow_spec_rules_check_names_and_order_across_steps_and_finally() -> None:
+    rules = rules_at(schema_of("Workflow"), ".spec")
+
+    assert [(rule["fieldPath"], rule["message"]) for rule in rules] == [
+        (".steps", STEP_NAMES_MESSAGE),
+        (".finally", STEP_NAMES_MESSAGE),
+        (".steps", TASK_NAMES_MESSAGE),
+        (".finally", TASK_NAMES_MESSAGE),
+        (".steps", DEPENDS_ON_MESSAGE),
+        (".finally", DEPENDS_ON_MESSAGE),
+    ]
+    for rule in rules:
+        assert rule["messageExpression"], rule["rule"]
+        # The schema writes no defaults, so an absent finally must pass.
+        assert rule["rule"].startswith("!has(self.finally) || ") == (
+            rule["fieldPath"] == ".finally"
+        )
+    assert all("sets.intersects(a, b)" in rule["rule"] for rule in rules[2:4])
+    assert all("n.indexOf(d)" in rule["rule"] for rule in rules[4:])
+
+
+def test_workflow_root_rules_fit_every_child_name_into_a_label_value() -> None:
+    rules = schema_of("Workflow")["x-kubernetes-validations"]
+
+    assert [(rule["fieldPath"], rule["message"]) for rule in rules] == [
+        (".spec.steps", CHILD_NAME_MESSAGE),
+        (".spec.finally", CHILD_NAME_MESSAGE),
+    ]
+    for rule in rules:
+        assert (
+            "size(self.metadata.name) + size(t.name) + "
+            f"(has(t.forEach) ? {1 + INDEX_SUFFIX} : 1) <= {LABEL_MAX}"
+        ) in rule["rule"]
+        assert rule["messageExpression"]
+    assert len("-9999") == INDEX_SUFFIX
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_workflow_step_rules_check_retries_and_the_steps_own_task_names(section: str) -> None:
+    rules = rules_at(schema_of("Workflow"), f".spec.{section}[]")
+
+    assert [(rule["fieldPath"], rule["message"]) for rule in rules] == [
+        (".maxRetries", MAX_RETRIES_MESSAGE),
+        (".tasks", TASK_NAMES_MESSAGE),
+    ]
+    assert "self.onError == 'Retry'" in rules[0]["rule"]
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_workflow_tasks_carry_the_task_spec_rules(section: str) -> None:
+    schema = schema_of("Workflow")
+
+    assert rules_at(schema, f".spec.{section}[].tasks[]") == [
+        {"rule": TOOL_REF_XOR_CONTAINER_RULE, "message": TOOL_REF_XOR_CONTAINER_MESSAGE}
+    ]
+    assert rules_at(schema, f".spec.{section}[].tasks[].timeout") == [
+        {"rule": DURATION_RULE, "message": DURATION_MESSAGE}
+    ]
+
+
+def test_workflow_rules_use_only_cel_that_kubernetes_1_29_compiles() -> None:
+    # The chart supports Kubernetes 1.29: no bindings, list extensions or two-variable macros.
+    newer = re.compile(
+        r"cel\.bind|lists\.range|math\."
+        r"|\.(flatten|slice|distinct|sort|sortBy|reverse|format)\("
+        r"|\.(transformList|transformMap|transformMapEntry|existsOne)\("
+        r"|\.(all|exists|exists_one)\(\s*\w+\s*,\s*\w+\s*,"
+    )
+
+    texts = workflow_rule_texts()
+
+    assert len(texts) > 20
+    assert [text for text in texts if newer.search(text)] == []

@@ -29,6 +29,7 @@ from execflow.api.common import API_GROUP, API_VERSION
 from execflow.api.structural import Context, JsonSchema, SchemaError, immutability_rule, structural
 from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TASK_SPEC_MUTABLE_FIELDS, Task
 from execflow.api.tool import Tool
+from execflow.api.workflow import Workflow
 
 CATEGORY = "execflow"
 
@@ -166,6 +167,19 @@ KINDS: tuple[CustomResourceKind, ...] = (
         immutable_spec=ImmutableSpec(
             mutable=TASK_SPEC_MUTABLE_FIELDS, message=TASK_SPEC_IMMUTABLE_MESSAGE
         ),
+    ),
+    CustomResourceKind(
+        model=Workflow,
+        plural="workflows",
+        short_names=("wf",),
+        printer_columns=(
+            PrinterColumn("Phase", ".status.phase", description="Phase of the workflow."),
+            PrinterColumn(
+                "Progress", ".status.progress", description="Finished tasks / all tasks."
+            ),
+        ),
+        # A workflow task's unset fields must stay unset, as a Task's, so a Tool's defaults apply.
+        schema_defaults=False,
     ),
 )
 """Every kind the operator serves, in the order their CRDs are listed."""
