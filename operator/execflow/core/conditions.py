@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from execflow.api.common import Condition, ConditionStatus
 
@@ -81,3 +84,60 @@ def conditions(
             )
         )
     return result
+
+
+Status = TypeVar("Status", bound=BaseModel)
+
+
+def existing_conditions(raw: Any) -> list[Condition]:
+    """The conditions of a stored status; entries that do not parse are dropped."""
+    found = []
+    for item in raw or []:
+        try:
+            found.append(Condition.model_validate(item))
+        except ValidationError:
+            continue
+    return found
+
+
+def status_write(
+    current: Mapping[str, Any],
+    desired: Status | None,
+    *,
+    generation: int,
+    now: datetime.datetime,
+    health: Callable[[str], Health],
+    succeeded: bool = True,
+) -> Status | None:
+    """The status write that makes `desired` hold over `current`, or None when none is needed.
+
+    Only the fields that differ are written, with `observedGeneration` and the conditions that
+    follow from the resulting phase (`health` maps a phase to where the object stands). The
+    returned model has exactly the fields to write set (it is dumped with exclude_unset).
+    """
+    if desired is None:
+        return None
+    wanted = desired.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+    if not changed and current.get("observedGeneration") == generation:
+        return None
+    phase = str(changed.get("phase") or current.get("phase") or "Pending")
+    reason = str(changed.get("reason", current.get("reason")) or phase)
+    message = str(changed.get("message", current.get("message")) or "")
+    new_conditions = conditions(
+        existing_conditions(current.get("conditions")),
+        health(phase),
+        reason,
+        message,
+        generation=generation,
+        now=now,
+        succeeded=succeeded,
+    )
+    dumped = [c.model_dump(mode="json", by_alias=True) for c in new_conditions]
+    if dumped != current.get("conditions"):
+        changed["conditions"] = dumped
+    if current.get("observedGeneration") != generation:
+        changed["observedGeneration"] = generation
+    if not changed:
+        return None
+    return type(desired).model_validate(changed)

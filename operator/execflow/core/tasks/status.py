@@ -12,11 +12,8 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
-from execflow.api.common import Condition
 from execflow.api.task import TaskPhase, TaskStatus
-from execflow.core.conditions import Health, conditions
+from execflow.core.conditions import Health, status_write
 
 _HEALTH = {
     TaskPhase.PENDING: Health.PROGRESSING,
@@ -34,16 +31,6 @@ def health(phase: TaskPhase) -> Health:
     return _HEALTH[phase]
 
 
-def _existing_conditions(raw: Any) -> list[Condition]:
-    found = []
-    for item in raw or []:
-        try:
-            found.append(Condition.model_validate(item))
-        except ValidationError:
-            continue
-    return found
-
-
 def status_update(
     current: Mapping[str, Any],
     desired: TaskStatus | None,
@@ -55,28 +42,10 @@ def status_update(
 
     The returned model has exactly the fields to write set (it is dumped with exclude_unset).
     """
-    if desired is None:
-        return None
-    wanted = desired.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
-    if not changed and current.get("observedGeneration") == generation:
-        return None
-    phase = TaskPhase(changed.get("phase") or current.get("phase") or TaskPhase.PENDING)
-    reason = str(changed.get("reason", current.get("reason")) or phase.value)
-    message = str(changed.get("message", current.get("message")) or "")
-    new_conditions = conditions(
-        _existing_conditions(current.get("conditions")),
-        health(phase),
-        reason,
-        message,
+    return status_write(
+        current,
+        desired,
         generation=generation,
         now=now,
+        health=lambda phase: health(TaskPhase(phase)),
     )
-    dumped = [c.model_dump(mode="json", by_alias=True) for c in new_conditions]
-    if dumped != current.get("conditions"):
-        changed["conditions"] = dumped
-    if current.get("observedGeneration") != generation:
-        changed["observedGeneration"] = generation
-    if not changed:
-        return None
-    return TaskStatus.model_validate(changed)
