@@ -7,7 +7,7 @@ at scrape time from the operator's store, so it can never drift from what the cl
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -55,6 +55,13 @@ RECONCILE_SECONDS = Histogram(
     ["controller"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
 )
+WORKFLOW_CHILDREN = Counter("execflow_workflow_child_tasks", "Child Tasks created by workflows")
+WORKFLOW_SECONDS = Histogram(
+    "execflow_workflow_duration_seconds",
+    "Run time of finished workflows (start or resume to the end), by outcome",
+    ["phase"],
+    buckets=(1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400),
+)
 EVENTS = Counter("execflow_events", "Kubernetes Events posted, by reason", ["reason"])
 SETTINGS_RELOADS = Counter(
     "execflow_settings_reloads", "Settings file reloads, by result (applied/rejected)", ["result"]
@@ -66,13 +73,16 @@ def record_transition(before: Any, after: Any) -> None:
 
 
 class PhaseCollector(Collector):
-    """execflow_tasks{phase=...}: the number of tasks per phase, read from the store at scrape."""
+    """execflow_<kind>{phase=...}: objects of a kind per phase, read from the store at scrape."""
 
-    def __init__(self, phases: Callable[[], Iterable[str]]) -> None:
+    def __init__(self, kind: str, phases: Callable[[], Iterable[str]]) -> None:
+        self._kind = kind
         self._phases = phases
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("execflow_tasks", "Tasks by phase", labels=["phase"])
+        family = GaugeMetricFamily(
+            f"execflow_{self._kind}", f"{self._kind.capitalize()} by phase", labels=["phase"]
+        )
         for phase, count in sorted(Tally(self._phases()).items()):
             family.add_metric([phase], count)
         yield family
@@ -95,10 +105,14 @@ class StoreCollector(Collector):
 
 def serve(
     port: int,
-    phases: Callable[[], Iterable[str]],
+    phases: Mapping[str, Callable[[], Iterable[str]]],
     sizes: Callable[[], Iterable[tuple[str, int]]],
 ) -> None:
-    """Serve /metrics on `port`; raises OSError when the port cannot be bound."""
+    """Serve /metrics on `port`; raises OSError when the port cannot be bound.
+
+    `phases` maps a kind's plural (tasks, workflows) to the phases of its objects.
+    """
     start_http_server(port)
-    REGISTRY.register(PhaseCollector(phases))
+    for kind, of_kind in phases.items():
+        REGISTRY.register(PhaseCollector(kind, of_kind))
     REGISTRY.register(StoreCollector(sizes))

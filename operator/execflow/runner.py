@@ -10,9 +10,10 @@ import datetime
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kopf
 
@@ -72,14 +73,18 @@ class StartupError(RuntimeError):
     """The environment does not let the operator start; the message says what to change."""
 
 
+def _phases(store: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    return (str((body.get("status") or {}).get("phase") or "Pending") for body in store)
+
+
 def serve_metrics(port: int, operator: Operator) -> None:
     try:
         metrics.serve(
             port,
-            lambda: (
-                str((body.get("status") or {}).get("phase") or "Pending")
-                for body in operator.stores.tasks
-            ),
+            {
+                "tasks": lambda: _phases(operator.stores.tasks),
+                "workflows": lambda: _phases(operator.stores.workflows),
+            },
             operator.stores.sizes,
         )
     except OSError as error:

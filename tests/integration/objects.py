@@ -70,3 +70,46 @@ def events_of(api: client.ApiClient, namespace: str, name: str) -> list[str]:
         .items
     )
     return [e.reason for e in events]
+
+
+def create_workflow(api: client.ApiClient, namespace: str, name: str, **spec: Any) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    custom_api(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", body)
+
+
+def get_workflow(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    workflow: dict[str, Any] = custom_api(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "workflows", name
+    )
+    return workflow
+
+
+def patch_workflow(api: client.ApiClient, namespace: str, name: str, patch: Any) -> None:
+    custom_api(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "workflows", name, patch
+    )
+
+
+def children_of(api: client.ApiClient, namespace: str, workflow: str) -> dict[str, Any]:
+    """The workflow's child Tasks by name, found the way a user would: by label."""
+    listed = custom_api(api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "tasks", label_selector=f"execflow.dev/workflow={workflow}"
+    )
+    return {item["metadata"]["name"]: item for item in listed["items"]}
+
+
+def workflow_events(api: client.ApiClient, namespace: str, name: str) -> list[tuple[str, str]]:
+    """(reason, message) of the Events about a workflow."""
+    events = (
+        client.CoreV1Api(api)
+        .list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=Workflow"
+        )
+        .items
+    )
+    return [(e.reason, e.message) for e in events]

@@ -688,3 +688,31 @@ def test_child_names_too_long_for_a_label_fail_the_workflow() -> None:
     sim.step()
     assert (sim.phase, sim.status["reason"]) == ("Failed", "InvalidSpec")
     assert "63 characters" in sim.status["message"]
+
+
+def test_a_step_retry_is_told_by_an_event() -> None:
+    sim = Simulation({"steps": [step("s", task("bad"), onError="Retry", maxRetries=1)]})
+    sim.run(failing("wf-bad"))
+    reasons = [e.reason for p in sim.plans for e in p.events]
+    assert reasons == ["Started", "RetryingStep", "StepFailed", "Failed"]
+
+
+def test_templates_reading_several_tasks_of_one_step_see_them_all() -> None:
+    spec = {
+        "steps": [
+            step("a", task("x"), task("y"), executionMode="Parallel"),
+            step(
+                "b",
+                task(
+                    "z",
+                    parameters={
+                        "x": "{{ steps.a.tasks['x'].result.n }}",
+                        "y": "{{ steps.a.tasks['y'].result.n }}",
+                    },
+                ),
+            ),
+        ]
+    }
+    sim = Simulation(spec)
+    assert sim.run(lambda n, b: ("Completed", {"n": n})) == "Completed"
+    assert sim.children["wf-z"]["spec"]["parameters"] == {"x": "wf-x", "y": "wf-y"}

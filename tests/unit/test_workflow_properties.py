@@ -101,6 +101,12 @@ def _task(
     elif "when" not in task and draw(st.integers(0, 6)) == 0:
         task["when"] = "false"
     candidates = sorted(step_of)
+    if candidates and draw(st.integers(0, 2)) == 0:
+        read = draw(st.lists(st.sampled_from(candidates), unique=True, max_size=2))
+        task["parameters"] = {
+            f"r{i}": f"{{{{ steps.{step_of[other]}.tasks['{other}'] }}}}"
+            for i, other in enumerate(read)
+        }
     if candidates and draw(st.booleans()):
         chosen = draw(st.lists(st.sampled_from(candidates), unique=True, max_size=2))
         task["dependencies"] = [
@@ -185,6 +191,12 @@ class Checked(Simulation):
                 if s.step == step and s.task != task and s.phase not in ENDED
             ]
             assert not running, f"{name} started beside {running} in a Sequential step"
+        # What its templates read had ended, and it was rendered into the child.
+        for key, value in (body["spec"].get("parameters") or {}).items():
+            if key == "outcome":
+                continue
+            entries = value if isinstance(value, list) else [value]
+            assert all(e["phase"] in (*ENDED, "Skipped") for e in entries), (name, value)
         spec = _task_spec(self.spec, task)
         for dependency in spec.get("dependencies", []):
             self._check_dependency(name, dependency, before, created_now)
@@ -268,6 +280,7 @@ def test_random_workflows_respect_dependencies_and_end(shape: Shape, data: st.Da
     # Every unit's phase is final, and progress counts them all.
     units = [u for s in sim.status["steps"] for u in s["tasks"]]
     assert all(u["phase"] in (*ENDED, "Skipped", "Pending") for u in units)
+    assert not [u for u in units if u.get("reason") == "ExpressionError"], sim.status["steps"]
     finished = sum(1 for u in units if u["phase"] in (*ENDED, "Skipped"))
     assert sim.status["progress"] == f"{finished}/{len(units)}"
     if "finally" in shape.spec:

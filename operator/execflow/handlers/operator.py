@@ -20,12 +20,23 @@ from execflow.handlers.dispatch import Dispatcher
 from execflow.handlers.stores import TASK_LABEL, Stores, controller_uid
 from execflow.handlers.tasks import TaskController
 from execflow.handlers.tools import ToolController
-from execflow.kube.client import EVENTS, JOBS, NODES, PODS, QUOTAS, TASKS, TOOLS, Kube
+from execflow.handlers.workflows import WorkflowController
+from execflow.kube.client import (
+    EVENTS,
+    JOBS,
+    NODES,
+    PODS,
+    QUOTAS,
+    TASKS,
+    TOOLS,
+    WORKFLOWS,
+    Kube,
+)
 from execflow.kube.events import EventRecorder
 from execflow.kube.watch import LISTED, Watch
 from execflow.runtime.informer import Informer, StreamEvent
 from execflow.runtime.leader import LeaderElection
-from execflow.runtime.store import Body, Change, ChangeType, Store, name_of
+from execflow.runtime.store import Body, Change, ChangeType, Store, name_of, uid_of
 
 log = logging.getLogger("execflow")
 
@@ -61,6 +72,7 @@ class Operator:
             TaskSettings(pod_create_timeout=settings.pod_create_grace),
         )
         self.tools = ToolController(self.stores.tools, kube)
+        self.workflows = WorkflowController(self.stores, kube, self.events)
         self._nodes_synced = False
         self.dispatcher = Dispatcher(
             settings, self.tasks, self.capacity, capacity_known=lambda: self._nodes_synced
@@ -78,6 +90,17 @@ class Operator:
         for body in (change.body, change.old):
             if body is not None:
                 self._wake_dependents(body)
+        owner = controller_uid(change.body)
+        workflow = self.stores.workflows.get(owner) if owner else None
+        if workflow is not None:
+            self.workflows.runtime.enqueue(name_of(workflow))
+
+    def _workflow_changed(self, change: Change) -> None:
+        key = name_of(change.body)
+        if change.type is ChangeType.DELETED:
+            self.workflows.runtime.forget(key)
+            self.workflows.forget(uid_of(change.body))
+        self.workflows.runtime.enqueue(key)
 
     def _wake_dependents(self, body: Body) -> None:
         for dependent in self.stores.tasks.indexed("depends-on", name_of(body)):
@@ -150,6 +173,7 @@ class Operator:
         return [
             self._informer(stores.tools, Watch(TOOLS), self._tool_changed, opener),
             self._informer(stores.tasks, Watch(TASKS), self._task_changed, opener),
+            self._informer(stores.workflows, Watch(WORKFLOWS), self._workflow_changed, opener),
             self._informer(
                 stores.jobs, Watch(JOBS, label_selector=TASK_LABEL), self._job_changed, opener
             ),
@@ -180,7 +204,10 @@ class Operator:
         for informer in informers:
             self._running.append(asyncio.create_task(informer.run(), name=informer.store.kind))
         self._running.append(asyncio.create_task(self._nodes_ready(), name="nodes-ready"))
-        required = [self.informers[kind] for kind in ("tools", "tasks", "jobs", "pods", "events")]
+        required = [
+            self.informers[kind]
+            for kind in ("tools", "tasks", "workflows", "jobs", "pods", "events")
+        ]
         await asyncio.gather(*(informer.synced.wait() for informer in required))
         log.info(
             "listed %d tools, %d tasks, %d jobs, %d pods",
@@ -191,6 +218,7 @@ class Operator:
         )
         self.tools.runtime.start(name_of(body) for body in self.stores.tools)
         self.tasks.runtime.start(name_of(body) for body in self.stores.tasks)
+        self.workflows.runtime.start(name_of(body) for body in self.stores.workflows)
         await self.dispatcher.run(self.tasks.runtime.caught_up)
 
     def reconfigure(self, settings: OperatorSettings) -> None:
@@ -218,6 +246,7 @@ class Operator:
         await asyncio.gather(*self._running, return_exceptions=True)
         await self.tasks.runtime.stop()
         await self.tools.runtime.stop()
+        await self.workflows.runtime.stop()
         await self.events.drain()
         if self.leader is not None and self._leading:
             await self.leader.release()

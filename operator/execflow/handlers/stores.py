@@ -71,9 +71,11 @@ def _involved(body: Body) -> Iterable[Hashable]:
 class Stores:
     tasks: Store = field(
         default_factory=lambda: Store(
-            "tasks", {"tool": _tool, "depends-on": _depends_on, "cache": _cache_entry}
+            "tasks",
+            {"tool": _tool, "depends-on": _depends_on, "cache": _cache_entry, "owner": _owner},
         )
     )
+    workflows: Store = field(default_factory=lambda: Store("workflows"))
     tools: Store = field(default_factory=lambda: Store("tools"))
     jobs: Store = field(
         default_factory=lambda: Store("jobs", {"owner": _owner, "task": _task_label})
@@ -88,6 +90,7 @@ class Stores:
             (store.kind, len(store))
             for store in (
                 self.tasks,
+                self.workflows,
                 self.tools,
                 self.jobs,
                 self.pods,

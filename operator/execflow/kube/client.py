@@ -75,6 +75,7 @@ class Resource:
 
 TASKS = Resource("execflow.dev", "v1alpha1", "tasks")
 TOOLS = Resource("execflow.dev", "v1alpha1", "tools")
+WORKFLOWS = Resource("execflow.dev", "v1alpha1", "workflows")
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")

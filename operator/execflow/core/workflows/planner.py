@@ -55,7 +55,7 @@ class WorkflowPlan:
 
 def plan(view: WorkflowView, now: datetime.datetime) -> WorkflowPlan:
     if view.failure is not None:
-        return _cannot_run(view, now)
+        return failed(view, now, view.failure.reason, view.failure.message)
     if view.status.phase.is_terminal:
         if view.resume_token and view.resume_token != view.status.resume_token:
             return _resume(view, now)
@@ -63,26 +63,31 @@ def plan(view: WorkflowView, now: datetime.datetime) -> WorkflowPlan:
     return _running(view, now)
 
 
-# ----- a spec that cannot run, a finished workflow, a resume ------------------------------------
-def _cannot_run(view: WorkflowView, now: datetime.datetime) -> WorkflowPlan:
-    assert view.failure is not None
+# ----- a workflow that cannot run, a finished workflow, a resume ---------------------------------
+def failed(view: WorkflowView, now: datetime.datetime, reason: str, message: str) -> WorkflowPlan:
+    """Fail the workflow with `reason`, cancelling its running children: its spec cannot run, or
+    a child's name is taken by a Task that is not the workflow's."""
     patches = tuple(
         ChildPatch(child.name, cancel=True)
         for child in view.children.values()
         if child.active and not child.cancelled
     )
     if view.status.phase.is_terminal:
+        if view.resume_token and view.resume_token != view.status.resume_token:
+            noted = settable(view.status.model_copy(update={"resume_token": view.resume_token}))
+            refused = Event("Warning", reason, f"not resumed: {message}")
+            return WorkflowPlan(status=noted, patches=patches, events=(refused,))
         return WorkflowPlan(patches=patches)
     status = view.status.model_copy(
         update={
             "phase": WorkflowPhase.FAILED,
-            "reason": view.failure.reason,
-            "message": view.failure.message,
+            "reason": reason,
+            "message": message,
             "finished_at": now,
             "started_at": view.status.started_at or now,
         }
     )
-    event = Event("Warning", view.failure.reason, view.failure.message)
+    event = Event("Warning", reason, message)
     return WorkflowPlan(status=settable(status), patches=patches, events=(event,))
 
 

@@ -149,7 +149,11 @@ def events_between(before: WorkflowStatus, after: WorkflowStatus) -> tuple[Event
     """Step events between the workflow's start (or resume) and its end, in that order."""
     steps = []
     previous = {step.name: step.phase for step in before.steps}
+    retried = {step.name: step.retries for step in before.steps}
     for step in after.steps:
+        if step.retries > retried.get(step.name, 0):
+            text = f"step {step.name} runs again (retry {step.retries}): {step.message}"
+            steps.append(Event("Warning", Reason.RETRYING_STEP, text))
         if step.phase is previous.get(step.name) or step.phase not in _STEP_EVENTS:
             continue
         kind, reason = _STEP_EVENTS[step.phase]

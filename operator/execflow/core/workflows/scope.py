@@ -88,6 +88,8 @@ class Scope:
         context = self._unit(item, index)
         steps: dict[str, Any] = {}
         for expression in task.templates:
-            steps.update(self.context(expression, item, index)["steps"])
+            for name, entry in self.context(expression, item, index)["steps"].items():
+                merged = steps.setdefault(name, {"phase": entry["phase"], "tasks": {}})
+                merged["tasks"].update(entry["tasks"])
         context["steps"] = steps
         return context
