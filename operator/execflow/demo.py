@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,62 +37,101 @@ EXPECTED: dict[str, tuple[str, str, int]] = {
     "slow-report": ("Timeout", "DeadlineExceeded", 1),
     "clean-data-again": ("Completed", "CacheHit", 0),
 }
-# Applied in this order; each file's tasks finish before the next file is applied.
-STAGES = (("tools.yaml",), ("tasks.yaml",), ("cached-task.yaml",))
+# What each example workflow must end as: (phase, progress, child Tasks).
+EXPECTED_WORKFLOWS: dict[str, tuple[str, str, int]] = {
+    "ml-pipeline": ("Completed", "5/5", 5),
+    "diamond": ("Completed", "4/4", 4),
+    "best-effort": ("Completed", "4/4", 4),
+}
+# Applied in this order; each file's tasks and workflows finish before the next file is applied.
+STAGES = (
+    ("tools.yaml",),
+    ("tasks.yaml",),
+    ("cached-task.yaml",),
+    ("workflow-ml-pipeline.yaml", "workflow-diamond.yaml", "workflow-best-effort.yaml"),
+)
 
 
-def apply_file(api: client.ApiClient, namespace: str, path: Path) -> list[str]:
-    """Create every execflow object of a YAML file in namespace; return the Task names."""
+def apply_file(api: client.ApiClient, namespace: str, path: Path) -> dict[str, list[str]]:
+    """Create every execflow object of a YAML file in namespace; the names by plural kind."""
     custom = client.CustomObjectsApi(api)
-    tasks = []
+    created: dict[str, list[str]] = {}
     for document in yaml.safe_load_all(path.read_text()):
         if not document:
             continue
         group, version = document["apiVersion"].split("/")
         plural = document["kind"].lower() + "s"
         custom.create_namespaced_custom_object(group, version, namespace, plural, document)
-        if document["kind"] == "Task":
-            tasks.append(document["metadata"]["name"])
-    return tasks
+        created.setdefault(plural, []).append(document["metadata"]["name"])
+    return created
 
 
 def wait_finished(
-    api: client.ApiClient, namespace: str, names: list[str], timeout: float = 120
+    api: client.ApiClient, namespace: str, plural: str, names: list[str], timeout: float = 120
 ) -> dict[str, dict[str, Any]]:
+    """The objects' whole bodies once every one of them has ended."""
     custom = client.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     while True:
-        items = custom.list_namespaced_custom_object("execflow.dev", "v1alpha1", namespace, "tasks")
-        statuses = {t["metadata"]["name"]: t.get("status") or {} for t in items["items"]}
-        if all(statuses.get(n, {}).get("phase") in TERMINAL for n in names):
-            return {n: statuses[n] for n in names}
+        items = custom.list_namespaced_custom_object("execflow.dev", "v1alpha1", namespace, plural)
+        bodies = {t["metadata"]["name"]: t for t in items["items"]}
+        phases = {n: (bodies.get(n, {}).get("status") or {}).get("phase") for n in names}
+        if all(phase in TERMINAL for phase in phases.values()):
+            return {n: bodies[n] for n in names}
         if time.monotonic() > deadline:
-            waiting = [n for n in names if statuses.get(n, {}).get("phase") not in TERMINAL]
-            raise TimeoutError(f"tasks still not finished after {timeout:.0f}s: {waiting}")
+            waiting = [n for n, phase in phases.items() if phase not in TERMINAL]
+            raise TimeoutError(f"{plural} still not finished after {timeout:.0f}s: {waiting}")
         time.sleep(0.2)
 
 
-def run_examples(
-    api: client.ApiClient, namespace: str, say: Callable[[str], None]
-) -> dict[str, dict[str, Any]]:
-    outcomes: dict[str, dict[str, Any]] = {}
+@dataclass
+class Outcomes:
+    """What the examples ended as: Task statuses, and Workflows with their child Task counts."""
+
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    children: dict[str, int] = field(default_factory=dict)
+
+
+def run_examples(api: client.ApiClient, namespace: str, say: Callable[[str], None]) -> Outcomes:
+    outcomes = Outcomes()
     for files in STAGES:
-        names: list[str] = []
+        created: dict[str, list[str]] = {}
         for name in files:
             say(f"applying examples/{name}")
-            names += apply_file(api, namespace, EXAMPLES / name)
-        if names:
-            outcomes.update(wait_finished(api, namespace, names))
+            for plural, names in apply_file(api, namespace, EXAMPLES / name).items():
+                created.setdefault(plural, []).extend(names)
+        for name, body in wait_finished(api, namespace, "tasks", created.get("tasks", [])).items():
+            outcomes.tasks[name] = body.get("status") or {}
+        workflows = wait_finished(api, namespace, "workflows", created.get("workflows", []))
+        outcomes.workflows.update(workflows)
+    custom = client.CustomObjectsApi(api)
+    for name in outcomes.workflows:
+        children = custom.list_namespaced_custom_object(
+            "execflow.dev",
+            "v1alpha1",
+            namespace,
+            "tasks",
+            label_selector=f"execflow.dev/workflow={name}",
+        )
+        outcomes.children[name] = len(children["items"])
     return outcomes
 
 
-def problems(outcomes: dict[str, dict[str, Any]]) -> list[str]:
+def problems(outcomes: Outcomes) -> list[str]:
     found = []
     for name, (phase, reason, attempts) in EXPECTED.items():
-        status = outcomes.get(name, {})
+        status = outcomes.tasks.get(name, {})
         seen = (status.get("phase"), status.get("reason"), status.get("attempts", 0))
         if seen != (phase, reason, attempts):
             found.append(f"{name}: expected {(phase, reason, attempts)}, got {seen}")
+    for name, expected in EXPECTED_WORKFLOWS.items():
+        status = (outcomes.workflows.get(name) or {}).get("status") or {}
+        got = (status.get("phase"), status.get("progress"), outcomes.children.get(name, 0))
+        if got != expected:
+            found.append(
+                f"workflow {name}: expected {expected}, got {got}: {status.get('message')}"
+            )
     return found
 
 
@@ -116,18 +156,34 @@ def _table(outcomes: dict[str, dict[str, Any]], results: bool) -> Table:
     return table
 
 
-def print_outcomes(console: Console, outcomes: dict[str, dict[str, Any]]) -> None:
+def print_outcomes(console: Console, outcomes: Outcomes) -> None:
     """One row per task; when the terminal is too narrow for the results in a column, they follow
-    the table one per line instead of being folded into a sliver."""
-    table = _table(outcomes, results=True)
+    the table one per line instead of being folded into a sliver. Then one row per workflow."""
+    tasks = outcomes.tasks
+    table = _table(tasks, results=True)
     unbounded = console.options.update_width(PIPE_WIDTH)
     if Measurement.get(console, unbounded, table).maximum <= console.width:
         console.print(table)
-        return
-    console.print(_table(outcomes, results=False))
-    for name, status in outcomes.items():
-        if result := _result_text(status):
-            console.print(Text(f"{name}: {result}"), overflow="fold")
+    else:
+        console.print(_table(tasks, results=False))
+        for name, status in tasks.items():
+            if result := _result_text(status):
+                console.print(Text(f"{name}: {result}"), overflow="fold")
+    if outcomes.workflows:
+        console.print(_workflow_table(outcomes))
+
+
+def _workflow_table(outcomes: Outcomes) -> Table:
+    table = Table(title="execflow demo: example workflows", box=box.SIMPLE, pad_edge=False)
+    for column in ("workflow", "phase", "progress", "child tasks", "steps"):
+        table.add_column(column, overflow="fold")
+    for name, body in outcomes.workflows.items():
+        status = body.get("status") or {}
+        steps = " ".join(f"{s['name']}:{s['phase']}" for s in status.get("steps") or [])
+        row = [name, str(status.get("phase")), str(status.get("progress"))]
+        row += [str(outcomes.children.get(name, 0)), steps]
+        table.add_row(*(Text(cell) for cell in row))
+    return table
 
 
 # A pipe has no width: rows stay whole lines for grep and friends instead of wrapping at 80.
@@ -160,7 +216,8 @@ def main() -> int:
     for problem in found:
         say(f"[red]unexpected outcome[/red] {problem}")
     if not found:
-        say(f"[green]all {len(outcomes)} example tasks ended as documented[/green]")
+        ended = f"all {len(outcomes.tasks)} example tasks and {len(outcomes.workflows)} workflows"
+        say(f"[green]{ended} ended as documented[/green]")
         say(f"kubeconfig: {cluster.kubeconfig}")
         if cluster.local is not None:
             say("stop the local cluster with: execflow cluster down")
