@@ -19,10 +19,13 @@ import kopf
 
 from execflow import metrics
 from execflow.api.settings import OperatorSettings, load_settings
+from execflow.handlers.admission import review_workflow
 from execflow.handlers.operator import Operator
 from execflow.handlers.registration import register
+from execflow.kube import webhook
 from execflow.kube.client import Kube
 from execflow.kube.connection import Connection, CredentialsError
+from execflow.kube.errors import ApiError, ForbiddenError
 from execflow.runtime.leader import LeaderElection, LeaseTiming
 
 log = logging.getLogger("execflow")
@@ -107,6 +110,11 @@ class RunOptions:
     leader_namespace: str | None = None
     """Hold the Lease `execflow-operator` in this namespace: only its holder acts."""
     lease_seconds: float = 15.0
+    webhook_port: int = 0
+    """Serve the Workflow admission webhook on this port and register it (0: no webhook)."""
+    webhook_service: tuple[str, str] | None = None
+    """(namespace, name) of the Service the API server reaches the webhook through; None: the
+    API server runs on this machine and calls https://127.0.0.1:<webhook_port>."""
 
 
 LEASE_NAME = "execflow-operator"
@@ -123,6 +131,30 @@ def _leader(kube: Kube, options: RunOptions) -> LeaderElection | None:
     duration = datetime.timedelta(seconds=options.lease_seconds)
     timing = LeaseTiming(duration=duration, renew_deadline=duration * 2 / 3, retry=duration / 7)
     return LeaderElection(kube, options.leader_namespace, LEASE_NAME, identity(), timing=timing)
+
+
+async def serve_webhook(kube: Kube, options: RunOptions) -> webhook.WebhookServer:
+    try:
+        return await webhook.serve(
+            kube, review_workflow, options.webhook_port, options.webhook_service
+        )
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve the admission webhook on port {options.webhook_port}: "
+            f"{error.strerror or error}; choose a free one with --webhook-port, or "
+            "--webhook-port 0 for none"
+        ) from None
+    except ApiError as error:
+        hint = (
+            " (it needs get, create and patch on validatingwebhookconfigurations, and with "
+            "--webhook-service on Secrets in the Service's namespace)"
+            if isinstance(error, ForbiddenError)
+            else ""
+        )
+        raise StartupError(
+            f"cannot register the admission webhook: {error}{hint}; "
+            "or run with --webhook-port 0 for none"
+        ) from None
 
 
 async def operate(
@@ -144,6 +176,8 @@ async def operate(
         stop.set()
 
     operator = Operator(kube, settings, options.namespaces, _leader(kube, options), lost_leadership)
+    # Registered before /metrics answers, which is what start-up scripts wait for.
+    admission = await serve_webhook(kube, options) if options.webhook_port else None
     if options.metrics_port:
         serve_metrics(options.metrics_port, operator)
     registry = kopf.OperatorRegistry()
@@ -166,6 +200,8 @@ async def operate(
     finally:
         if watcher is not None:
             watcher.cancel()
+        if admission is not None:
+            await admission.stop()
         connection.close()
     return not lost
 

@@ -13,6 +13,7 @@ import yaml
 
 from execflow.api.crdgen import check_crds, render_crds
 from execflow.api.settings import DEFAULT_QUEUE, SchedulingStrategy, load_settings
+from execflow.kube.webhook import CONFIGURATION_NAME, SERVICE_PORT, secret_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "execflow"
@@ -99,3 +100,69 @@ def test_rbac_names_every_verb_and_resource_without_wildcards() -> None:
         text = template.read_text(encoding="utf-8")
         assert '"*"' not in text, template.name
         assert "'*'" not in text, template.name
+
+
+def helper(name: str) -> str:
+    """The body of one `define` in _helpers.tpl."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    body = helpers.split(f'define "{name}"')[1].split("{{- end }}")[0]
+    return body.split("\n", 1)[1]  # after the define's own closing braces
+
+
+def test_the_admission_webhook_is_on_by_default_on_port_9443() -> None:
+    assert chart_values()["webhook"] == {"enabled": True, "port": 9443}
+
+
+def test_the_operator_serves_the_webhook_behind_the_release_service() -> None:
+    deployment = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
+    service = (CHART / "templates" / "service.yaml").read_text(encoding="utf-8")
+
+    assert "- --webhook-port\n            - {{ .Values.webhook.port | quote }}" in deployment
+    assert (
+        '- --webhook-service\n            - {{ printf "%s/%s" .Release.Namespace '
+        '(include "execflow.webhookServiceName" .) | quote }}'
+    ) in deployment
+    assert "- name: webhook\n              containerPort: {{ .Values.webhook.port }}" in deployment
+    webhook_service = service.split("{{- if .Values.webhook.enabled }}")[1]
+    assert 'name: {{ include "execflow.webhookServiceName" . }}' in webhook_service
+    # The operator registers the Service on port 443 (execflow.kube.webhook.SERVICE_PORT).
+    assert f"port: {SERVICE_PORT}\n      targetPort: webhook" in webhook_service
+
+
+def test_the_operator_may_register_only_its_own_webhook_configuration() -> None:
+    rules = yaml.safe_load(helper("execflow.webhookClusterRules"))
+
+    assert rules == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "verbs": ["create"],
+        },
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [CONFIGURATION_NAME],
+            "verbs": ["get", "patch"],
+        },
+    ]
+
+
+def test_the_operator_may_keep_only_its_own_certificate_secret() -> None:
+    rules = helper("execflow.webhookSecretRules")
+    service_name = helper("execflow.webhookServiceName")
+    rbac = (CHART / "templates" / "rbac.yaml").read_text(encoding="utf-8")
+
+    assert '"%s-webhook"' in service_name
+    # The Secret is named as execflow.kube.webhook.secret_name names it after the Service.
+    assert secret_name("SERVICE") == "SERVICE-tls"
+    assert (
+        'resourceNames: [{{ printf "%s-tls" (include "execflow.webhookServiceName" .) | quote }}]'
+    ) in rules
+    assert 'resources: ["secrets"]\n  verbs: ["create"]' in rules
+    assert 'verbs: ["get", "patch"]' in rules
+    # A Role in the release namespace, never a cluster-wide grant on Secrets.
+    webhook_rbac = rbac.split("{{- if .Values.webhook.enabled }}\n---")[1]
+    assert "kind: Role\n" in webhook_rbac
+    assert "namespace: {{ .Release.Namespace }}" in webhook_rbac
+    assert "ClusterRole\n" not in webhook_rbac.replace("kind: Role\n", "")
+    assert '{{- include "execflow.webhookSecretRules" . | nindent 2 }}' in webhook_rbac

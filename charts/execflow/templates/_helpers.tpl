@@ -135,3 +135,39 @@ Leader election: the replicas hold the Lease `execflow-operator` in the release 
   resources: ["leases"]
   verbs: ["get", "create", "patch"]
 {{- end }}
+
+{{/*
+The Service the API server reaches the admission webhook through, and the Secret the operator
+keeps the webhook's CA and certificate in (`<service>-tls`, created by the operator).
+*/}}
+{{- define "execflow.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "execflow.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The admission webhook: the operator registers (creates, then patches) the cluster-scoped
+ValidatingWebhookConfiguration `execflow.dev`. A create cannot be limited to a name.
+*/}}
+{{- define "execflow.webhookClusterRules" -}}
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  verbs: ["create"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  resourceNames: ["execflow.dev"]
+  verbs: ["get", "patch"]
+{{- end }}
+
+{{/*
+The admission webhook's certificate: the replicas share it through a Secret in the release
+namespace, which the first of them creates and a later one replaces when it no longer fits.
+*/}}
+{{- define "execflow.webhookSecretRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ printf "%s-tls" (include "execflow.webhookServiceName" .) | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}

@@ -48,6 +48,13 @@ def _cluster(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _service(value: str) -> tuple[str, str]:
+    namespace, _, name = value.partition("/")
+    if not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, not {value!r}")
+    return namespace, name
+
+
 def _run(args: argparse.Namespace) -> int:
     from execflow.runner import RunOptions, run
 
@@ -60,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             leader_namespace=args.leader_election_namespace,
             lease_seconds=args.leader_election_lease,
+            webhook_port=args.webhook_port,
+            webhook_service=args.webhook_service,
         )
     )
 
@@ -104,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=15.0,
         help="seconds a Lease holds without renewal (default 15)",
+    )
+    run.add_argument(
+        "--webhook-port",
+        type=int,
+        default=0,
+        help="serve the Workflow admission webhook on this port and register it as the "
+        "ValidatingWebhookConfiguration execflow.dev (default 0: no webhook)",
+    )
+    run.add_argument(
+        "--webhook-service",
+        type=_service,
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="in a cluster: the API server reaches the webhook through this Service (port 443), "
+        "and its certificate is kept in the Secret NAME-tls there; without it: "
+        "https://127.0.0.1:PORT, for an API server on this machine",
     )
     run.set_defaults(handler=_run)
 

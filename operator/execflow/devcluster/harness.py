@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from execflow.devcluster.cluster import LocalCluster, NodeShape, free_port
 from execflow.kube.crds import install_crds
+from execflow.kube.webhook import CONFIGURATION_NAME, local_endpoint
 
 Progress = Callable[[str], None]
 ClusterMode = Literal["external", "shared", "private"]
@@ -169,10 +171,15 @@ class OperatorError(RuntimeError):
 
 
 class OperatorProcess:
-    """`execflow run` as a child process, with its own metrics port, settings file and one log
-    per start (`operator-<n>.log` in directory).
+    """`execflow run` as a child process, with its own metrics and webhook ports, settings file
+    and one log per start (`operator-<n>.log` in directory).
 
     settings_path may be rewritten while it runs: the operator reloads it without a restart.
+    Each start serves the Workflow admission webhook on a free port and registers it (the
+    configuration `execflow.dev`, pointing at https://127.0.0.1:<webhook_port>; the last
+    operator started holds it, and live operators take it back from stopped ones within
+    seconds). A clean stop removes that registration if it is still this process's; a kill
+    leaves it (failurePolicy Ignore makes a dead one harmless).
     """
 
     def __init__(
@@ -195,6 +202,7 @@ class OperatorProcess:
         directory.mkdir(parents=True, exist_ok=True)
         self.settings_path.write_text(settings)
         self.port = 0
+        self.webhook_port = 0
         self.starts = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -217,8 +225,10 @@ class OperatorProcess:
         if self.running:
             raise OperatorError(f"the operator already runs (log: {self.log_path})")
         self.port = free_port()
+        self.webhook_port = free_port()
         self.starts += 1
         args = [*self.command, "run", "--metrics-port", str(self.port)]
+        args += ["--webhook-port", str(self.webhook_port)]
         args += ["--settings", str(self.settings_path)]
         for namespace in self.namespaces:
             args += ["--namespace", namespace]
@@ -263,6 +273,30 @@ class OperatorProcess:
             self._process.wait(grace)
         except subprocess.TimeoutExpired:
             self.kill()
+        self._unregister_webhook()
+
+    def _unregister_webhook(self) -> None:
+        """Delete the webhook configuration if it still points at this process. Best effort: a
+        dead one is harmless, and failing to tidy up must not fail the stop."""
+        try:
+            api = connect(self.kubeconfig)
+        except (config.ConfigException, OSError):
+            return
+        webhooks = client.AdmissionregistrationV1Api(api)
+        try:
+            found = webhooks.read_validating_webhook_configuration(CONFIGURATION_NAME)
+            if [hook.client_config.url for hook in found.webhooks or []] == [
+                local_endpoint(self.webhook_port).url
+            ]:
+                # Only that version: a 409 means another operator registered itself meanwhile.
+                version = client.V1Preconditions(resource_version=found.metadata.resource_version)
+                webhooks.delete_validating_webhook_configuration(
+                    CONFIGURATION_NAME, body=client.V1DeleteOptions(preconditions=version)
+                )
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):
+            pass
+        finally:
+            api.close()
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no final writes, as when a node dies."""
