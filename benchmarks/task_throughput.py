@@ -405,11 +405,17 @@ def zero_task(name: str, duration: str) -> dict[str, Any]:
 REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION"})
-WATCHED_RESOURCES = {("execflow.dev", "tasks"), ("batch", "jobs"), ("", "events")}
+WATCHED_RESOURCES = {
+    ("execflow.dev", "tasks"),
+    ("execflow.dev", "workflows"),
+    ("batch", "jobs"),
+    ("", "events"),
+}
 
 
 def apiserver_requests(api: client.ApiClient) -> Counter[str]:
-    """Mutating request counts for tasks, jobs and core events: `VERB group/resource[/sub]`."""
+    """Mutating request counts for tasks, workflows, jobs and core events:
+    `VERB group/resource[/sub]`."""
     response = api.call_api(
         "/metrics",
         "GET",
