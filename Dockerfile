@@ -35,7 +35,7 @@ ENV PATH=/opt/execflow/bin:$PATH \
 USER 65532:65532
 
 # 8080: Prometheus metrics. 8081: liveness probe (/healthz).
-EXPOSE 8080 8081
+EXPOSE 8080 8081 9443
 
 ENTRYPOINT ["execflow", "run"]
 CMD ["--settings", "/etc/execflow/settings.yaml"]
