@@ -16,6 +16,7 @@ def _say(message: str) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> int:
+    from execflow.devcluster import object_store
     from execflow.devcluster.build import BuildError
     from execflow.devcluster.cluster import ClusterError, LocalCluster, NodeShape
 
@@ -41,6 +42,10 @@ def _cluster(args: argparse.Namespace) -> int:
         print(f"{name:<24} {'running' if alive else 'STOPPED':<8} pid {state.pids[name]}")
     healthy = cluster.healthy()
     print(f"api server  https://127.0.0.1:{state.ports['kube-apiserver']}")
+    if object_store.NAME in state.ports:
+        endpoint = object_store.endpoint(state.ports[object_store.NAME])
+        secret = f"{object_store.SECRET_NAMESPACE}/{object_store.SECRET_NAME}"
+        print(f"s3          {endpoint} (keys in the Secret {secret})")
     print(f"nodes       {state.nodes.count} x {state.nodes.cpu} CPU x {state.nodes.memory}")
     print(f"kubeconfig  {cluster.kubeconfig}")
     print(f"state       {cluster.dir}")

@@ -1,10 +1,10 @@
-"""Build the control-plane binaries from their Go modules, once, into a cache keyed by version.
+"""Build the local cluster's binaries from their Go modules, once, into a cache keyed by version.
 
 `k8s.io/kubernetes` and etcd's server cannot be `go install`ed: their go.mod files replace their
 own sibling modules with local paths. Each gets a small wrapper module (shipped next to this file)
-that requires the real module and points every replaced sibling at its published version. kwok
-and helm install directly. Kubernetes binaries are version-stamped so that kubectl and helm see a
-real semver instead of `v0.0.0-master`.
+that requires the real module and points every replaced sibling at its published version. kwok,
+helm and versitygw install directly. Kubernetes binaries are version-stamped so that kubectl and
+helm see a real semver instead of `v0.0.0-master`.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def ldflags_for(component: Component) -> str:
         return kubernetes_ldflags(component.version)
     if component.name == "helm":
         return f"-s -w -X helm.sh/helm/v3/internal/version.version={component.version}"
+    if component.name == "versitygw":
+        return f"-s -w -X main.Version={component.version}"
     return "-s -w"
 
 

@@ -2,8 +2,9 @@
 
 Everything runs on 127.0.0.1 with TLS, client-certificate identities, RBAC authorization and
 service-account token signing, as a real cluster does; only the nodes are fake (kwok), and pods on
-them follow the project's simulation stages. All state (data, certificates, kubeconfigs, logs, pids)
-lives in one folder, so `down` is a clean slate and a second `up` reuses what already runs.
+them follow the project's simulation stages. An S3 server runs next to it (object_store.py). All
+state (data, certificates, kubeconfigs, logs, pids) lives in one folder, so `down` is a clean slate
+and a second `up` reuses what already runs, adding only what is missing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -26,18 +26,14 @@ from typing import Any
 
 import yaml
 
-from execflow.devcluster import pki
+from execflow.devcluster import object_store, pki, processes
 from execflow.devcluster.build import ensure_binaries
 from execflow.devcluster.components import state_dir
 from execflow.devcluster.configuration import NODE_ANNOTATION, SERVICE_IP, command_line, kubeconfig
 
-START_ORDER = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-)
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# The S3 server comes last: publishing its Secret needs the API server.
+START_ORDER = (*CONTROL_PLANE, object_store.NAME)
 
 
 class ClusterError(RuntimeError):
@@ -77,30 +73,6 @@ def free_port() -> int:
         return port
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (possible when the caller started it in this process) is not alive.
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return True
-    return status != "Z"
-
-
-def _runs(pid: int, name: str) -> bool:
-    """Whether pid is still our component (after a reboot the number may belong to another)."""
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        return False
-    return command.decode(errors="replace").endswith(f"/{name}")
-
-
 def _answers(
     url: str,
     healthy: Callable[[bytes], bool] = lambda _body: True,
@@ -121,12 +93,6 @@ def _post_json(url: str, body: Any) -> Any:
         return json.loads(reply.read())
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 class LocalCluster:
     """A control plane whose processes outlive the command that started them."""
 
@@ -136,6 +102,7 @@ class LocalCluster:
         self.kubeconfig = self.dir / "kubeconfig"
         self.pki_dir = self.dir / "pki"
         self.logs = self.dir / "logs"
+        self.s3 = object_store.ObjectStore(self.dir)
 
     # ----- inspection -------------------------------------------------------------------
     def state(self) -> ClusterState | None:
@@ -145,7 +112,7 @@ class LocalCluster:
         state = self.state()
         if state is None:
             return {}
-        return {name: _alive(pid) for name, pid in state.pids.items()}
+        return {name: processes.alive(pid) for name, pid in state.pids.items()}
 
     def healthy(self) -> bool:
         state = self.state()
@@ -153,10 +120,17 @@ class LocalCluster:
             return False
         return len(state.pids) == len(START_ORDER) and self._apiserver_ready(state)
 
+    def control_plane_ready(self) -> bool:
+        """Whether `up` reuses this cluster (and only starts what else is missing)."""
+        state = self.state()
+        return state is not None and self._control_plane_ready(state)
+
     # ----- lifecycle ----------------------------------------------------------------------
     def up(self, shape: NodeShape, progress: Callable[[str], None]) -> Path:
-        if self.healthy():
+        state = self.state()
+        if state is not None and self._control_plane_ready(state):
             progress(f"reusing the running cluster in {self.dir}")
+            self._serve_objects(state, ensure_binaries(progress), progress)
             return self.kubeconfig
         if self.state_file.exists():
             progress("a previous cluster is partly running: stopping it first")
@@ -167,28 +141,18 @@ class LocalCluster:
         self.logs.mkdir(exist_ok=True)
         pki.generate(self.pki_dir, SERVICE_IP)
         state = ClusterState(
-            ports={
-                name: free_port()
-                for name in (
-                    "etcd",
-                    "etcd-peer",
-                    "kube-apiserver",
-                    "kube-controller-manager",
-                    "kube-scheduler",
-                    "kwok",
-                )
-            },
-            nodes=shape,
+            ports={name: free_port() for name in ("etcd-peer", *CONTROL_PLANE)}, nodes=shape
         )
         self._write_kubeconfigs(state)
         self._write_stages()
         try:
-            for name in START_ORDER:
+            for name in CONTROL_PLANE:
                 self._spawn(name, binaries, state)
                 progress(f"started {name} (pid {state.pids[name]})")
             self._create_nodes(state)
             self._wait_nodes_ready(state)
             self._wait_default_service_account(state)
+            self._serve_objects(state, binaries, progress)
         except ClusterError:
             self.down(lambda _message: None, keep_logs=True)
             raise
@@ -203,18 +167,8 @@ class LocalCluster:
         if state is not None:
             for name in reversed(START_ORDER):
                 pid = state.pids.get(name)
-                if pid is None or not _alive(pid) or not _runs(pid, name):
-                    continue
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-                deadline = time.monotonic() + 10
-                while _alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if _alive(pid):
-                    os.killpg(pid, signal.SIGKILL)
-                progress(f"stopped {name}")
+                if pid is not None and processes.stop(pid, name, grace=10):
+                    progress(f"stopped {name}")
         if self.dir.exists():
             for child in self.dir.iterdir():
                 if keep_logs and child == self.logs:
@@ -237,13 +191,8 @@ class LocalCluster:
         if state is None:
             raise ClusterError("no local cluster to restart a component of")
         pid = state.pids.get(name)
-        if pid is not None and _alive(pid) and _runs(pid, name):
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+        if pid is not None:
+            processes.stop(pid, name, grace=30)
         binaries = ensure_binaries(progress)
         self._spawn(name, binaries, state)
         progress(f"restarted {name} (pid {state.pids[name]})")
@@ -262,9 +211,35 @@ class LocalCluster:
         _post_json(f"{base}/compaction", {"revision": revision, "physical": True})
         return revision
 
+    def _serve_objects(
+        self, state: ClusterState, binaries: dict[str, Path], progress: Callable[[str], None]
+    ) -> None:
+        """Start the S3 server unless it runs, then publish the Secret that says how to reach it
+        (clusters started before the server existed get both on their next `up`)."""
+        name = object_store.NAME
+        pid = state.pids.get(name)
+        if pid is None or not processes.alive(pid) or not processes.runs(pid, name):
+            # A fresh port: the one it had may have been taken since it stopped.
+            state.ports[name] = free_port()
+            self._spawn(name, binaries, state)
+            progress(f"started {name} (pid {state.pids[name]})")
+        where = f"{object_store.SECRET_NAMESPACE}/{object_store.SECRET_NAME}"
+        try:
+            object_store.publish(
+                lambda method, path, body: self._api(state, method, path, body),
+                state.ports[name],
+                self.s3.credentials(),
+            )
+        except OSError as error:
+            raise ClusterError(f"could not publish the Secret {where}: {error}") from error
+        progress(f"S3 server at {object_store.endpoint(state.ports[name])} (Secret {where})")
+
     def _spawn(self, name: str, binaries: dict[str, Path], state: ClusterState) -> None:
-        args = self._command(name, binaries, state)
         env = dict(os.environ)
+        if name == object_store.NAME:
+            args, env = self.s3.launch(binaries[name], state.ports[name], env)
+        else:
+            args = command_line(name, str(binaries[name]), state.ports, self.dir)
         if name == "kwok":
             # kwok reads ~/.kwok/kwok.yaml when present: keep a user's file out of it.
             home = self.dir / "kwok-home"
@@ -306,9 +281,6 @@ class LocalCluster:
         )
         (self.dir / "kwok-stages.yaml").write_text(text)
 
-    def _command(self, name: str, binaries: dict[str, Path], state: ClusterState) -> list[str]:
-        return command_line(name, str(binaries[name]), state.ports, self.dir)
-
     # ----- readiness -------------------------------------------------------------------------
     def _client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
@@ -331,7 +303,14 @@ class LocalCluster:
         except (OSError, urllib.error.URLError, ssl.SSLError):
             return False
 
+    def _control_plane_ready(self, state: ClusterState) -> bool:
+        pids = [state.pids.get(name) for name in CONTROL_PLANE]
+        running = all(pid is not None and processes.alive(pid) for pid in pids)
+        return running and self._apiserver_ready(state)
+
     def _probe(self, name: str, state: ClusterState) -> bool:
+        if name == object_store.NAME:
+            return object_store.answers(state.ports[name])
         port = state.ports.get(name)
         if name == "kube-apiserver":
             return self._apiserver_ready(state)
@@ -355,16 +334,17 @@ class LocalCluster:
         while time.monotonic() < deadline:
             if check():
                 return
-            if pid is not None and not _alive(pid):
+            if pid is not None and not processes.alive(pid):
                 log = self.logs / f"{component}.log"
                 raise ClusterError(
-                    f"{component} exited while {what}; last lines of {log}:\n{_log_tail(log)}"
+                    f"{component} exited while {what}; last lines of {log}:\n"
+                    f"{processes.log_tail(log)}"
                 )
             time.sleep(0.1)
         log = self.logs / f"{component}.log"
         raise ClusterError(
             f"timed out after {timeout:.0f}s {what} ({component}); "
-            f"last lines of {log}:\n{_log_tail(log)}"
+            f"last lines of {log}:\n{processes.log_tail(log)}"
         )
 
     def _wait_started(self, name: str, state: ClusterState) -> None:

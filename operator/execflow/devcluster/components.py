@@ -1,4 +1,4 @@
-"""Which control-plane components the local cluster runs, at which versions, and where they live.
+"""Which components the local cluster runs, at which versions, and where they live.
 
 Versions are pinned here and nowhere else: the build cache is keyed by them, so bumping one line
 rebuilds exactly the binaries that changed.
@@ -14,6 +14,8 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+# The S3 server next to the control plane (object_store.py).
+VERSITYGW_VERSION = "v1.8.0"
 MINIMUM_GO = (1, 26)
 
 
@@ -45,6 +47,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kubectl", KUBERNETES_VERSION, "k8s.io/kubernetes/cmd/kubectl", "kubernetes"),
     Component("kwok", KWOK_VERSION, "sigs.k8s.io/kwok/cmd/kwok", None),
     Component("helm", HELM_VERSION, "helm.sh/helm/v3/cmd/helm", None),
+    Component("versitygw", VERSITYGW_VERSION, "github.com/versity/versitygw/cmd/versitygw", None),
 )
 
 

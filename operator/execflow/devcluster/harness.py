@@ -80,7 +80,7 @@ def use_cluster(
             local.down(progress)
         return
     local = LocalCluster()
-    reused = local.healthy()
+    reused = local.control_plane_ready()
     kubeconfig = local.up(shape, progress)
     try:
         yield Cluster(kubeconfig, "shared", local)
