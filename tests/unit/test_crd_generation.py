@@ -135,6 +135,7 @@ def test_committed_crds_equal_a_fresh_generation() -> None:
     rendered = render_crds()
 
     assert sorted(rendered) == [
+        "execflow.dev_resultsets.yaml",
         "execflow.dev_tasks.yaml",
         "execflow.dev_tools.yaml",
         "execflow.dev_workflows.yaml",

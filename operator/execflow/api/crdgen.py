@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from execflow.api.admission import VALIDATIONS
 from execflow.api.common import API_GROUP, API_VERSION
+from execflow.api.result_set import ResultSet
 from execflow.api.structural import Context, JsonSchema, SchemaError, immutability_rule, structural
 from execflow.api.task import TASK_SPEC_IMMUTABLE_MESSAGE, TASK_SPEC_MUTABLE_FIELDS, Task
 from execflow.api.tool import Tool
@@ -180,6 +181,18 @@ KINDS: tuple[CustomResourceKind, ...] = (
         ),
         # A workflow task's unset fields must stay unset, as a Task's, so a Tool's defaults apply.
         schema_defaults=False,
+    ),
+    CustomResourceKind(
+        model=ResultSet,
+        plural="resultsets",
+        short_names=("rs",),
+        printer_columns=(
+            PrinterColumn("Phase", ".status.phase", description="Phase of the result set."),
+            PrinterColumn("Count", ".status.count", "integer", description="Results collected."),
+            PrinterColumn(
+                "Storage", ".spec.storage.backend", description="Where the data is kept."
+            ),
+        ),
     ),
 )
 """Every kind the operator serves, in the order their CRDs are listed."""

@@ -192,6 +192,20 @@ class OperatorSettings(_SettingsModel):
             "the Task's retryPolicy. Default 2m."
         ),
     )
+    storage_cleanup_timeout: Duration = Field(
+        default="1m",
+        alias="storageCleanupTimeout",
+        description=(
+            "How long a deleted ResultSet waits for its S3 objects to be deleted while the "
+            "store cannot be reached; then it is let go, and an Event StorageLeftBehind names "
+            "what remains. Default 1m."
+        ),
+    )
+
+    @property
+    def storage_cleanup_grace(self) -> datetime.timedelta:
+        """`storageCleanupTimeout` as a timedelta."""
+        return parse_duration(self.storage_cleanup_timeout)
 
     @property
     def pod_create_grace(self) -> datetime.timedelta:

@@ -30,6 +30,7 @@ from execflow.api.common import (
     conditions_field,
 )
 from execflow.api.durations import Duration
+from execflow.api.result_set import ResultSetTemplate
 from execflow.api.task import TaskSpec
 from execflow.api.workflow_limits import (
     CHILD_NAME_MESSAGE,
@@ -270,11 +271,11 @@ class WorkflowSpec(ExecflowModel):
             f"workflow.status (Completed, Failed, Cancelled or Timeout). At most {FINALLY_MAX}."
         ),
     )
-    result_set: dict[str, Any] | None = Field(
+    result_set: ResultSetTemplate | None = Field(
         default=None,
         description=(
-            "A ResultSet spec (without source) over all tasks of the workflow, created and "
-            "owned by it."
+            "A ResultSet spec without source: the ResultSet named as the workflow, over all "
+            "its tasks, created when the workflow starts and owned by it."
         ),
     )
 

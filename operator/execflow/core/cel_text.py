@@ -5,7 +5,8 @@ comprehension macros bind (the `x` of `list.map(x, x * 2)`). So the text is also
 a macro call (`all`, `exists`, `exists_one`/`existsOne`, `filter` with two arguments, `map` with two
 or three) after an operand binds its first argument for the span of its parentheses, and an
 identifier inside that span with the same name is local. The same tokens give the steps and tasks
-an expression reads (`steps.NAME.tasks['TASK']`), so text inside string literals never counts.
+an expression reads (`steps.NAME.tasks['TASK']`) and where each function is called, so text inside
+string literals never counts.
 """
 
 from __future__ import annotations
@@ -171,6 +172,16 @@ def _is_use(tokens: list[Token], index: int) -> bool:
     after_dot = index > 0 and tokens[index - 1].text == "." and tokens[index - 1].kind == "punct"
     called = index + 1 < len(tokens) and tokens[index + 1].text == "("
     return not after_dot and not called
+
+
+def call_offsets(tokens: list[Token]) -> dict[str, int]:
+    """Where each name that is called first is called: an identifier followed by `(`, as a
+    function (`size(x)`) or a method (`x.size()`), by the offset of the name."""
+    offsets: dict[str, int] = {}
+    for index, token in enumerate(tokens[:-1]):
+        if token.kind == "ident" and tokens[index + 1].text == "(":
+            offsets.setdefault(token.text, token.start)
+    return offsets
 
 
 def field_at(tokens: list[Token], index: int) -> tuple[str | None, int]:

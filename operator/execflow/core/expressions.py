@@ -14,6 +14,16 @@ names an expression reads, so the text is tokenized as well (`cel_text`): a name
 reports is refused unless it is allowed or every use of it was seen bound by a macro, and the
 same tokens give the references.
 
+Functions: what the library runs natively (`STANDARD_FUNCTIONS`: size, contains, startsWith,
+endsWith, matches, the conversions, timestamp accessors, ...) plus `EXTENSION_FUNCTIONS`, the
+"core" library of the package's opt-in stdlib (`cel.stdlib`): `sum`, `min` and `max` of a list
+(`[1, 2].max()`, as Kubernetes' CEL list library spells them) and the `bool` conversion. The library
+has none of these natively, so enabling them only gives a meaning to calls that failed before; every
+expression gets them (Workflows too). They run as Python callbacks, so an expression calling one is
+evaluated with a `cel.Context` holding just the functions it calls. Unknown functions fail when
+evaluated, or at compile time where the caller asks for it (`known_functions_only`), with the name
+and its position.
+
 Results come back as the library's Python values and are made JSON: CEL timestamps become RFC 3339
 strings in UTC (as execflow writes every time), durations Go-style strings as execflow writes
 durations ("1h30m", negative ones with a leading "-"), bytes base64 text (CEL's own JSON mapping),
@@ -30,16 +40,18 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
 import cel
+import cel.stdlib
 
 from execflow.api.durations import format_duration
 from execflow.api.timestamps import format_time
 from execflow.core.cel_text import (
     Reference,
     Scan,
+    call_offsets,
     field_at,
     line_and_column,
     placeholder_end,
@@ -49,7 +61,10 @@ from execflow.core.cel_text import (
 
 __all__ = [
     "CACHE_SIZE",
+    "EXTENSION_FUNCTIONS",
+    "KNOWN_FUNCTIONS",
     "MAX_EXPRESSION_LENGTH",
+    "STANDARD_FUNCTIONS",
     "WORKFLOW_VARIABLES",
     "Expression",
     "ExpressionError",
@@ -70,6 +85,30 @@ operators, a quarter of what overflows 8 MiB."""
 CACHE_SIZE = 1024
 """Compiled expressions kept for the whole process, the least recently used dropped first."""
 
+STANDARD_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        # macros, expanded by the parser
+        "has", "all", "exists", "exists_one", "existsOne", "filter", "map",
+        # conversions and types
+        "bool", "bytes", "double", "duration", "dyn", "int", "string", "timestamp", "type", "uint",
+        # strings and sizes
+        "contains", "endsWith", "matches", "size", "startsWith",
+        # timestamps and durations
+        "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours",
+        "getMilliseconds", "getMinutes", "getMonth", "getSeconds",
+        # optionals
+        "hasValue", "none", "of", "ofNonZeroValue", "or", "orValue", "value",
+    }
+)  # fmt: skip
+"""The functions and macros CEL defines that the library runs natively (probed one by one: each
+answers a call of the right shape), plus `bool`, which it lacks and `EXTENSION_FUNCTIONS` adds."""
+
+EXTENSION_FUNCTIONS: Mapping[str, Callable[..., Any]] = dict(cel.stdlib.EXTENSIONS["core"])
+"""The opt-in functions every expression may call: bool, min, max and sum."""
+
+KNOWN_FUNCTIONS: frozenset[str] = STANDARD_FUNCTIONS | frozenset(EXTENSION_FUNCTIONS)
+"""Every function name an expression may call."""
+
 
 _SYNTAX_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (?:Syntax error: )?(.*)")
 _INNER_MESSAGE = re.compile(r'msg: "([^"]*)"')
@@ -82,6 +121,10 @@ _SYNTAX_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"token recognition error at: '(.*)'"), r"unexpected text '\1'"),
 )
 _UNDEFINED = re.compile(r"Undefined variable or function: '([^']*)'")
+_CALLBACK_FAILED = re.compile(
+    r"Function '([^']*)' error: Python function call failed: \w+: (.*?)\.? Check function"
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NEAR_LENGTH = 24
 _QUOTED_LENGTH = 200
 _KEYS_SHOWN = 8
@@ -152,10 +195,19 @@ class Expression:
     """A compiled expression: evaluate it as often as needed, it is never parsed again.
 
     `text` is the expression as written, `names` the context names it reads (comprehension
-    variables excluded): evaluation hands the library only those.
+    variables excluded): evaluation hands the library only those. `calls` maps each function it
+    calls to the offset of its first call (None where the text does not show it).
     """
 
-    __slots__ = ("_program", "_references", "_unnamed_step", "names", "text")
+    __slots__ = (
+        "_functions",
+        "_program",
+        "_references",
+        "_unnamed_step",
+        "calls",
+        "names",
+        "text",
+    )
 
     def __init__(self, text: str, program: cel.Program, scanned: Scan) -> None:
         self.text = text
@@ -164,6 +216,16 @@ class Expression:
         self.names: frozenset[str] = frozenset(
             name for name in program.variables() if name in free_names or name not in scanned.bound
         )
+        offsets = call_offsets(scanned.tokens)
+        # The library lists operators too (`_+_`, `@in`); only named functions are calls.
+        self.calls: Mapping[str, int | None] = {
+            name: offsets.get(name)
+            for name in program.functions()
+            if _IDENTIFIER.fullmatch(name) is not None
+        }
+        self._functions = {
+            name: EXTENSION_FUNCTIONS[name] for name in self.calls if name in EXTENSION_FUNCTIONS
+        }
         references, unnamed = step_references(scanned)
         self._references = references
         self._unnamed_step = unnamed
@@ -181,7 +243,10 @@ class Expression:
         bool, None). Raises ExpressionError explaining a failure in words."""
         scope = {name: context[name] for name in self.names if name in context}
         try:
-            value = self._program.execute(scope)
+            if self._functions:
+                value = self._program.execute(cel.Context(scope, self._functions))
+            else:
+                value = self._program.execute(scope)
         except (ArithmeticError, LookupError, RuntimeError, TypeError, ValueError) as error:
             raise ExpressionError(_explain(error, self, scope), self.text) from error
         try:
@@ -190,17 +255,22 @@ class Expression:
             raise ExpressionError(str(error), self.text) from error
 
 
-def compile_expression(text: str, names: Set[str] = WORKFLOW_VARIABLES) -> Expression:
+def compile_expression(
+    text: str, names: Set[str] = WORKFLOW_VARIABLES, *, known_functions_only: bool = False
+) -> Expression:
     """The compiled expression for `text`, from a cache when it was compiled before.
 
     Raises ExpressionError when it does not parse (with the position), is longer than
     `MAX_EXPRESSION_LENGTH`, reads a name outside `names`, or reads `steps` without naming the
-    step literally (then nobody could tell what it waits for).
+    step literally (then nobody could tell what it waits for). With `known_functions_only`, a
+    call of a function outside `KNOWN_FUNCTIONS` is refused too, with its name and position.
     """
     expression = _compile(text)
     unknown = sorted(expression.names - names)
     if unknown:
         raise ExpressionError(_unknown_names(unknown, names), text)
+    if known_functions_only:
+        _refuse_unknown_functions(expression)
     if expression._unnamed_step is not None:
         line, column = line_and_column(text, expression._unnamed_step)
         raise ExpressionError(
@@ -223,6 +293,28 @@ def _compile(text: str) -> Expression:
         reason, position = _syntax_error(str(error), text)
         raise ExpressionError(reason, text, position=position) from None
     return Expression(text, program, scan(text))
+
+
+def _refuse_unknown_functions(expression: Expression) -> None:
+    unknown = sorted(
+        (name for name in expression.calls if name not in KNOWN_FUNCTIONS),
+        key=lambda name: (expression.calls[name] or 0, name),
+    )
+    if not unknown:
+        return
+    name = unknown[0]
+    offset = expression.calls[name]
+    position = None if offset is None else line_and_column(expression.text, offset)
+    where = "" if position is None else f" at line {position[0]}, column {position[1]}"
+    close = difflib.get_close_matches(name, sorted(KNOWN_FUNCTIONS), n=1)
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else "the functions are " + ", ".join(sorted(KNOWN_FUNCTIONS))
+    )
+    raise ExpressionError(
+        f"calls unknown function {name!r}{where}; {hint}", expression.text, position=position
+    )
 
 
 def _syntax_error(message: str, text: str) -> tuple[str, tuple[int, int] | None]:
@@ -274,7 +366,14 @@ def _explain(error: Exception, expression: Expression, scope: Mapping[str, Any])
         return _missing_key(expression.text, str(key), scope)
     if isinstance(error, ZeroDivisionError):
         return "division by zero"
-    message = " ".join(str(error).split())
+    return _library_words(" ".join(str(error).split()), expression)
+
+
+def _library_words(message: str, expression: Expression) -> str:
+    """The library's evaluation error message in words."""
+    failed = _CALLBACK_FAILED.search(message)
+    if failed:
+        return f"{failed.group(1)}() failed: {failed.group(2)}"
     undefined = _UNDEFINED.search(message)
     if undefined:
         name = undefined.group(1)
