@@ -62,6 +62,20 @@ WORKFLOW_SECONDS = Histogram(
     ["phase"],
     buckets=(1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400),
 )
+RESULTS_COLLECTED = Counter("execflow_results_collected", "Results stored by ResultSets")
+RESULT_LATENCY = Histogram(
+    "execflow_result_collection_seconds",
+    "Time from a Task finishing to its result being stored by a ResultSet",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+RESULT_BYTES = Counter(
+    "execflow_result_stored_bytes",
+    "Bytes of segments written by ResultSets, by backend",
+    ["backend"],
+)
+CHECKSUM_FAILURES = Counter(
+    "execflow_result_checksum_failures", "Stored result data that did not match its checksum"
+)
 EVENTS = Counter("execflow_events", "Kubernetes Events posted, by reason", ["reason"])
 SETTINGS_RELOADS = Counter(
     "execflow_settings_reloads", "Settings file reloads, by result (applied/rejected)", ["result"]

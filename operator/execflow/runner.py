@@ -87,6 +87,7 @@ def serve_metrics(port: int, operator: Operator) -> None:
             {
                 "tasks": lambda: _phases(operator.stores.tasks),
                 "workflows": lambda: _phases(operator.stores.workflows),
+                "resultsets": lambda: _phases(operator.stores.resultsets),
             },
             operator.stores.sizes,
         )

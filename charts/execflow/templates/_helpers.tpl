@@ -71,10 +71,13 @@ run Jobs, read pods and their logs, store results in ConfigMaps, read Secrets na
 - apiGroups: ["execflow.dev"]
   resources: ["tools", "tasks", "workflows", "resultsets"]
   verbs: ["get", "list", "watch", "patch", "update"]
-# Workflows create and delete their child Tasks.
+# Workflows create and delete their child Tasks, and create the ResultSet spec.resultSet asks for.
 - apiGroups: ["execflow.dev"]
   resources: ["tasks"]
   verbs: ["create", "delete"]
+- apiGroups: ["execflow.dev"]
+  resources: ["resultsets"]
+  verbs: ["create"]
 - apiGroups: ["execflow.dev"]
   resources: ["tools/status", "tasks/status", "workflows/status", "resultsets/status"]
   verbs: ["get", "patch", "update"]

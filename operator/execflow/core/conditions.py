@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -108,6 +108,7 @@ def status_write(
     now: datetime.datetime,
     health: Callable[[str], Health],
     succeeded: bool = True,
+    free_form: Collection[str] = (),
 ) -> Status | None:
     """The status write that makes `desired` hold over `current`, or None when none is needed.
 
@@ -118,7 +119,13 @@ def status_write(
     if desired is None:
         return None
     wanted = desired.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    for key in free_form:
+        if key in wanted:
+            wanted[key] = without_nulls(wanted[key])
     changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+    for key in free_form:
+        if key in changed:
+            changed[key] = merge_patch(current.get(key), changed[key])
     if not changed and current.get("observedGeneration") == generation:
         return None
     phase = str(changed.get("phase") or current.get("phase") or "Pending")
@@ -141,3 +148,25 @@ def status_write(
     if not changed:
         return None
     return type(desired).model_validate(changed)
+
+
+def merge_patch(current: Any, desired: Any) -> Any:
+    """The JSON merge patch (RFC 7396) that turns `current` into `desired`: objects are patched
+    key by key and a key `desired` lacks is sent as null, which deletes it. Statuses are written
+    as merge patches, so a free-form object whose keys can disappear must be written this way.
+    (A null inside `desired` cannot be expressed: merge patch reads it as a deletion.)"""
+    if not isinstance(current, Mapping) or not isinstance(desired, Mapping):
+        return desired
+    patch: dict[str, Any] = {key: None for key in current if key not in desired}
+    for key, value in desired.items():
+        if current.get(key) != value or key not in current:
+            patch[key] = merge_patch(current.get(key), value)
+    return patch
+
+
+def without_nulls(value: Any) -> Any:
+    """`value` without the null members of its objects (at any depth outside lists), which a
+    merge patch cannot store: what the stored object will hold."""
+    if not isinstance(value, Mapping):
+        return value
+    return {key: without_nulls(item) for key, item in value.items() if item is not None}

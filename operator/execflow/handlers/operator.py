@@ -17,6 +17,7 @@ from execflow.api.settings import OperatorSettings
 from execflow.core.cluster_capacity import CapacityTracker
 from execflow.core.tasks.view import TaskSettings
 from execflow.handlers.dispatch import Dispatcher
+from execflow.handlers.result_sets import ResultSetController
 from execflow.handlers.stores import TASK_LABEL, Stores, controller_uid
 from execflow.handlers.tasks import TaskController
 from execflow.handlers.tools import ToolController
@@ -27,6 +28,7 @@ from execflow.kube.client import (
     NODES,
     PODS,
     QUOTAS,
+    RESULTSETS,
     TASKS,
     TOOLS,
     WORKFLOWS,
@@ -73,6 +75,9 @@ class Operator:
         )
         self.tools = ToolController(self.stores.tools, kube)
         self.workflows = WorkflowController(self.stores, kube, self.events)
+        self.resultsets = ResultSetController(
+            self.stores, kube, self.events, cleanup_grace=settings.storage_cleanup_grace
+        )
         self._nodes_synced = False
         self.dispatcher = Dispatcher(
             settings, self.tasks, self.capacity, capacity_known=lambda: self._nodes_synced
@@ -94,6 +99,23 @@ class Operator:
         workflow = self.stores.workflows.get(owner) if owner else None
         if workflow is not None:
             self.workflows.runtime.enqueue(name_of(workflow))
+        self._wake_result_sets(change.body, workflow)
+
+    def _wake_result_sets(self, task: Body, workflow: Body | None) -> None:
+        """The ResultSets of the task's namespace whose source may select it."""
+        namespace, name = name_of(task)
+        for result_set in self.stores.resultsets.indexed("namespace", namespace):
+            source = (result_set.get("spec") or {}).get("source") or {}
+            if (
+                "selector" in source
+                or name in (source.get("taskRefs") or ())
+                or (
+                    workflow is not None
+                    and (source.get("workflowRef") or {}).get("name")
+                    == workflow["metadata"]["name"]
+                )
+            ):
+                self.resultsets.runtime.enqueue(name_of(result_set))
 
     def _workflow_changed(self, change: Change) -> None:
         key = name_of(change.body)
@@ -101,6 +123,17 @@ class Operator:
             self.workflows.runtime.forget(key)
             self.workflows.forget(uid_of(change.body))
         self.workflows.runtime.enqueue(key)
+        for result_set in self.stores.resultsets.indexed("namespace", key[0]):
+            reference = ((result_set.get("spec") or {}).get("source") or {}).get("workflowRef")
+            if reference and reference.get("name") == key[1]:
+                self.resultsets.runtime.enqueue(name_of(result_set))
+
+    def _result_set_changed(self, change: Change) -> None:
+        key = name_of(change.body)
+        if change.type is ChangeType.DELETED:
+            self.resultsets.runtime.forget(key)
+            self.resultsets.forget(uid_of(change.body))
+        self.resultsets.runtime.enqueue(key)
 
     def _wake_dependents(self, body: Body) -> None:
         for dependent in self.stores.tasks.indexed("depends-on", name_of(body)):
@@ -174,6 +207,7 @@ class Operator:
             self._informer(stores.tools, Watch(TOOLS), self._tool_changed, opener),
             self._informer(stores.tasks, Watch(TASKS), self._task_changed, opener),
             self._informer(stores.workflows, Watch(WORKFLOWS), self._workflow_changed, opener),
+            self._informer(stores.resultsets, Watch(RESULTSETS), self._result_set_changed, opener),
             self._informer(
                 stores.jobs, Watch(JOBS, label_selector=TASK_LABEL), self._job_changed, opener
             ),
@@ -206,7 +240,7 @@ class Operator:
         self._running.append(asyncio.create_task(self._nodes_ready(), name="nodes-ready"))
         required = [
             self.informers[kind]
-            for kind in ("tools", "tasks", "workflows", "jobs", "pods", "events")
+            for kind in ("tools", "tasks", "workflows", "resultsets", "jobs", "pods", "events")
         ]
         await asyncio.gather(*(informer.synced.wait() for informer in required))
         log.info(
@@ -219,6 +253,7 @@ class Operator:
         self.tools.runtime.start(name_of(body) for body in self.stores.tools)
         self.tasks.runtime.start(name_of(body) for body in self.stores.tasks)
         self.workflows.runtime.start(name_of(body) for body in self.stores.workflows)
+        self.resultsets.runtime.start(name_of(body) for body in self.stores.resultsets)
         await self.dispatcher.run(self.tasks.runtime.caught_up)
 
     def reconfigure(self, settings: OperatorSettings) -> None:
@@ -227,6 +262,7 @@ class Operator:
             self.tasks.settings, pod_create_timeout=settings.pod_create_grace
         )
         self.dispatcher.reconfigure(settings)
+        self.resultsets.cleanup_grace = settings.storage_cleanup_grace
 
     async def _nodes_ready(self) -> None:
         """Resource checks start once the nodes are listed; until then capacity is unknown."""
@@ -247,6 +283,7 @@ class Operator:
         await self.tasks.runtime.stop()
         await self.tools.runtime.stop()
         await self.workflows.runtime.stop()
+        await self.resultsets.runtime.stop()
         await self.events.drain()
         if self.leader is not None and self._leading:
             await self.leader.release()

@@ -52,6 +52,10 @@ def _cache_entry(body: Body) -> Iterable[Hashable]:
     return [(_namespace(body), str(key))]
 
 
+def _in_namespace(body: Body) -> Iterable[Hashable]:
+    return [_namespace(body)]
+
+
 def _owner(body: Body) -> Iterable[Hashable]:
     uid = controller_uid(body)
     return [uid] if uid else []
@@ -72,10 +76,19 @@ class Stores:
     tasks: Store = field(
         default_factory=lambda: Store(
             "tasks",
-            {"tool": _tool, "depends-on": _depends_on, "cache": _cache_entry, "owner": _owner},
+            {
+                "tool": _tool,
+                "depends-on": _depends_on,
+                "cache": _cache_entry,
+                "owner": _owner,
+                "namespace": _in_namespace,
+            },
         )
     )
     workflows: Store = field(default_factory=lambda: Store("workflows"))
+    resultsets: Store = field(
+        default_factory=lambda: Store("resultsets", {"namespace": _in_namespace})
+    )
     tools: Store = field(default_factory=lambda: Store("tools"))
     jobs: Store = field(
         default_factory=lambda: Store("jobs", {"owner": _owner, "task": _task_label})
@@ -91,6 +104,7 @@ class Stores:
             for store in (
                 self.tasks,
                 self.workflows,
+                self.resultsets,
                 self.tools,
                 self.jobs,
                 self.pods,

@@ -19,12 +19,13 @@ from execflow.api import timestamps
 from execflow.api.reasons import Reason
 from execflow.api.workflow import WorkflowPhase, WorkflowStatus
 from execflow.core.conditions import Health, status_write
+from execflow.core.workflows.children import result_set
 from execflow.core.workflows.planner import ChildPatch, WorkflowPlan, failed, plan
 from execflow.core.workflows.state import Creation
 from execflow.core.workflows.view import WorkflowSnapshot, build_view
 from execflow.handlers.stores import Stores, controller_uid
-from execflow.kube.client import TASKS, WORKFLOWS, Kube
-from execflow.kube.errors import NotFoundError
+from execflow.kube.client import RESULTSETS, TASKS, WORKFLOWS, Kube
+from execflow.kube.errors import InvalidError, NotFoundError
 from execflow.kube.events import EventRecorder
 from execflow.runtime.controller import Controller, Result
 from execflow.runtime.store import Body, name_of, uid_of
@@ -33,6 +34,7 @@ log = logging.getLogger("execflow.workflows")
 
 Key = tuple[str, str]
 PROGRESS_SECONDS = 2.0
+_DONE = frozenset({"Completed", "Failed", "Cancelled", "Timeout"})
 
 _HEALTH = {
     WorkflowPhase.PENDING: Health.PROGRESSING,
@@ -129,6 +131,7 @@ class WorkflowController:
                 for patch in decision.patches:
                     await self._patch(namespace, patch)
                 break
+        await self._ensure_result_set(body)
         delay = None
         if decision.status is not None:
             delay = await self._status(key, body, decision, now)
@@ -155,6 +158,22 @@ class WorkflowController:
         except NotFoundError:
             return
         self.stores.tasks.put(reply)
+
+    async def _ensure_result_set(self, body: Body) -> None:
+        """Create the ResultSet `spec.resultSet` asks for, once, while the workflow runs."""
+        template = (body.get("spec") or {}).get("resultSet")
+        if not template or (body.get("status") or {}).get("phase") in _DONE:
+            return
+        namespace, name = name_of(body)
+        if self.stores.resultsets.named(namespace, name) is not None:
+            return
+        wanted = result_set(namespace, name, uid_of(body), template)
+        try:
+            created = await self.kube.create(RESULTSETS, namespace, wanted)
+        except InvalidError as error:
+            self.events.record(body, "Warning", Reason.INVALID_SPEC, f"spec.resultSet: {error}")
+            return
+        self.stores.resultsets.put(created)
 
     async def _create(self, body: Body, creation: Creation) -> bool:
         """Create the child; False when its name is taken by a Task the workflow does not own."""

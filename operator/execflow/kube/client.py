@@ -1,6 +1,6 @@
 """The typed API layer: every write the operator makes goes through here, and nothing else writes.
 
-Five operations, each with the answer that makes reconciles idempotent:
+Each operation comes with the answer that makes reconciles idempotent:
 
 - `patch_status` writes a status from a typed model (only the fields set on it) through the
   `/status` subresource; a 404 means the object is gone.
@@ -8,7 +8,8 @@ Five operations, each with the answer that makes reconciles idempotent:
 - `create` makes a child; a 409 AlreadyExistsError returns the existing object instead, so creating
   a deterministic name twice is harmless. The caller checks that it is really its own child.
 - `delete` removes an object; a 404 means it was gone already.
-- `get` reads one object (the only read: everything else comes from the watch-fed stores).
+- `get` reads one object and `list` the objects with a label: the only reads, for what is not
+  watched (a Secret's key, a ResultSet's stored segments); everything else comes from the stores.
 
 Bodies travel as plain JSON: requests skip the client's model classes both ways, which would only
 convert dicts into objects and back. Transient failures (`UnavailableError`) are retried here a few
@@ -82,6 +83,9 @@ EVENTS = Resource("", "v1", "events")
 NODES = Resource("", "v1", "nodes", namespaced=False)
 QUOTAS = Resource("", "v1", "resourcequotas")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+RESULTSETS = Resource("execflow.dev", "v1alpha1", "resultsets")
+CONFIG_MAPS = Resource("", "v1", "configmaps")
+SECRETS = Resource("", "v1", "secrets")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +243,24 @@ class Kube:
     async def get(self, resource: Resource, namespace: str | None, name: str) -> Body:
         reply: Body = await self._send(Request("GET", resource.path(namespace, name)))
         return reply
+
+    async def list(
+        self, resource: Resource, namespace: str | None, *, label_selector: str = ""
+    ) -> list[Body]:
+        """Every object with the labels, across pages."""
+        items: list[Body] = []
+        token = ""
+        while True:
+            query = [("limit", "500")]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            reply = await self._send(Request("GET", resource.path(namespace), tuple(query)))
+            items.extend(reply.get("items") or [])
+            token = (reply.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
 
     async def _write(self, request: Request, verb: str, resource: Resource) -> Any:
         reply = await self._send(request)

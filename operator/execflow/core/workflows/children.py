@@ -130,3 +130,29 @@ def child_task(
         },
         "spec": spec,
     }
+
+
+def result_set(namespace: str, name: str, uid: str, template: Mapping[str, Any]) -> dict[str, Any]:
+    """The ResultSet a workflow's `spec.resultSet` asks for: named as the workflow, over its
+    Tasks (source workflowRef), owned by it and labelled with it."""
+    spec = {**copy.deepcopy(dict(template)), "source": {"workflowRef": {"name": name}}}
+    return {
+        "apiVersion": GROUP_VERSION,
+        "kind": "ResultSet",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {WORKFLOW_LABEL: name},
+            "ownerReferences": [
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "Workflow",
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
