@@ -19,7 +19,7 @@ import kopf
 
 from execflow import metrics
 from execflow.api.settings import OperatorSettings, load_settings
-from execflow.handlers.admission import review_workflow
+from execflow.handlers.admission import admit
 from execflow.handlers.operator import Operator
 from execflow.handlers.registration import register
 from execflow.kube import webhook
@@ -136,9 +136,7 @@ def _leader(kube: Kube, options: RunOptions) -> LeaderElection | None:
 
 async def serve_webhook(kube: Kube, options: RunOptions) -> webhook.WebhookServer:
     try:
-        return await webhook.serve(
-            kube, review_workflow, options.webhook_port, options.webhook_service
-        )
+        return await webhook.serve(kube, admit, options.webhook_port, options.webhook_service)
     except OSError as error:
         raise StartupError(
             f"cannot serve the admission webhook on port {options.webhook_port}: "

@@ -24,9 +24,11 @@ from tests.integration.operator_process import OperatorProcess
 LOCAL_SHAPE = NodeShape(count=4, cpu="8", memory="32Gi")
 
 # Queues the scheduling tests use: one slot each, so start order shows the strategy's order.
-# A pod that cannot be created fails its attempt after 5 s instead of 2 minutes.
+# A pod that cannot be created fails its attempt after 5 s instead of 2 minutes, and a deleted
+# ResultSet whose S3 store cannot be reached is let go after 5 s instead of a minute.
 OPERATOR_SETTINGS = """
 podCreateTimeout: 5s
+storageCleanupTimeout: 5s
 queues:
   default: {maxConcurrentTasks: 100}
   fifo: {strategy: FIFO, maxConcurrentTasks: 1}

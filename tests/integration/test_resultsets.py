@@ -8,12 +8,19 @@ library `execflow results get` uses.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
 from execflow.devcluster.harness import OperatorProcess
-from tests.integration.objects import create_task
+from tests.integration.objects import create_task, custom_api
 from tests.integration.resultsets import (
     config_maps_of,
     create_result_set,
@@ -22,6 +29,14 @@ from tests.integration.resultsets import (
     wait_result_set,
 )
 from tests.integration.waiting import wait_for
+
+
+def get_task(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    task: dict[str, Any] = custom_api(api).get_namespaced_custom_object(
+        "execflow.dev", "v1alpha1", namespace, "tasks", name
+    )
+    return task
+
 
 SCORES = [0.25, 0.5, 0.75, 1.0, 0.125]
 
@@ -136,3 +151,59 @@ def test_a_task_finishing_later_is_collected_once_and_counted_once(
         "the set to stay Ready after a restart",
     )
     assert len(read_back(kubeconfig, namespace, "grow")) == 2
+
+
+def results_get(kubeconfig: Path, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "execflow.cli.main", "results", "get", "-n", namespace, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        check=False,
+    )
+
+
+def test_results_get_collects_a_lazy_set_and_prints_verified_items(
+    api: client.ApiClient, kubeconfig: Path, namespace: str, operator: OperatorProcess
+) -> None:
+    for index in range(3):
+        create_task(api, namespace, f"lazy-{index}", sim={"message": f'{{"v": {index}}}'})
+    create_result_set(
+        api,
+        namespace,
+        "later",
+        source={"selector": {}},
+        strategy="Lazy",
+        transforms=[{"name": "doubled", "type": "map", "expression": "r.result.v * 2.0"}],
+    )
+    wait_for(
+        lambda: all(
+            (get_task(api, namespace, f"lazy-{i}").get("status") or {}).get("phase") == "Completed"
+            for i in range(3)
+        ),
+        60,
+        "the tasks to complete",
+    )
+    body = wait_result_set(api, namespace, "later", {"Pending"})
+    assert body["status"]["reason"] == "WaitingForFirstRead"
+    assert body["status"].get("count", 0) == 0
+
+    lines = results_get(kubeconfig, namespace, "later", "-o", "jsonl")
+
+    assert lines.returncode == 0, lines.stderr
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert sorted((r["task"], r["result"]["v"]) for r in records) == [
+        ("lazy-0", 0),
+        ("lazy-1", 1),
+        ("lazy-2", 2),
+    ]
+    table = results_get(kubeconfig, namespace, "later", "-o", "csv")
+    assert table.returncode == 0, table.stderr
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert sorted(row["result.v"] for row in rows) == ["0", "1", "2"]
+    doubled = results_get(kubeconfig, namespace, "later", "--transform", "doubled")
+    assert sorted(json.loads(doubled.stdout)) == [0.0, 2.0, 4.0]
+    missing = results_get(kubeconfig, namespace, "nothing")
+    assert missing.returncode == 1
+    assert "nothing" in missing.stderr

@@ -50,7 +50,7 @@ from tests.integration.objects import (
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 
-DENIED = 'admission webhook "workflows.execflow.dev" denied the request: '
+DENIED = 'admission webhook "validate.execflow.dev" denied the request: '
 
 
 def task(name: str = "a", **fields: Any) -> dict[str, Any]:

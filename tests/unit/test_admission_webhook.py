@@ -1,6 +1,6 @@
-"""The Workflow admission webhook without a cluster: review in, response out.
+"""The admission webhook without a cluster: review in, response out.
 
-`execflow.handlers.admission.review_workflow` is pure (an AdmissionReview as JSON in, the HTTP
+`execflow.handlers.admission.admit` is pure (an AdmissionReview as JSON in, the HTTP
 status and reply out), so the decisions are tested directly: it must refuse exactly what the
 Workflow controller's view refuses, with the same message, allow updates that leave the spec
 alone and objects being deleted, and answer malformed reviews with a 400. The HTTPS server of
@@ -22,7 +22,7 @@ import pytest
 
 from execflow.core.workflows.view import WorkflowSnapshot, build_view
 from execflow.devcluster.cluster import free_port
-from execflow.handlers.admission import review_workflow
+from execflow.handlers.admission import admit
 from execflow.kube import webhook
 from execflow.kube.certificates import generate
 
@@ -42,6 +42,15 @@ def workflow(name: str = "wf", **task: Any) -> dict[str, Any]:
                 }
             ]
         },
+    }
+
+
+def result_set(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "execflow.dev/v1alpha1",
+        "kind": "ResultSet",
+        "metadata": {"name": "rs", "namespace": "team-a", "uid": "2", "generation": 1},
+        "spec": {"source": {"selector": {}}, **spec},
     }
 
 
@@ -89,7 +98,7 @@ def operator_verdict(manifest: dict[str, Any]) -> str | None:
 
 
 def test_a_valid_workflow_is_allowed() -> None:
-    response = response_of(review_workflow(review(workflow(when="1 + 1 == 2"))))
+    response = response_of(admit(review(workflow(when="1 + 1 == 2"))))
 
     assert response == {"uid": UID, "allowed": True}
 
@@ -115,7 +124,7 @@ def test_a_workflow_the_operator_would_fail_is_refused_with_its_message(
 ) -> None:
     manifest = workflow(**task)
 
-    response = response_of(review_workflow(review(manifest)))
+    response = response_of(admit(review(manifest)))
 
     assert response["allowed"] is False
     assert response["status"]["code"] == 422
@@ -125,7 +134,7 @@ def test_a_workflow_the_operator_would_fail_is_refused_with_its_message(
 
 
 def test_the_refusal_gives_the_position_in_the_expression() -> None:
-    response = response_of(review_workflow(review(workflow(when="1 +"))))
+    response = response_of(admit(review(workflow(when="1 +"))))
 
     assert "line 1, column 4" in response["status"]["message"]
 
@@ -134,7 +143,7 @@ def test_an_invalid_spec_is_refused_as_the_controller_would_fail_it() -> None:
     manifest = workflow()
     manifest["spec"]["steps"][0]["tasks"][0]["retryPolicy"] = {"maxRetries": "many"}
 
-    response = response_of(review_workflow(review(manifest)))
+    response = response_of(admit(review(manifest)))
 
     assert response["allowed"] is False
     assert response["status"]["message"] == operator_verdict(manifest)
@@ -145,7 +154,7 @@ def test_an_update_that_breaks_the_spec_is_refused() -> None:
     old = workflow()
     new = workflow(when="1 +")
 
-    response = response_of(review_workflow(review(new, "UPDATE", old)))
+    response = response_of(admit(review(new, "UPDATE", old)))
 
     assert response["allowed"] is False
     assert "spec.steps[0].tasks[0].when" in response["status"]["message"]
@@ -156,7 +165,7 @@ def test_an_update_that_leaves_the_spec_alone_is_allowed_even_if_the_spec_is_bad
     new = copy.deepcopy(old)
     new["metadata"]["annotations"] = {"execflow.dev/resume": "1"}
 
-    response = response_of(review_workflow(review(new, "UPDATE", old)))
+    response = response_of(admit(review(new, "UPDATE", old)))
 
     assert response == {"uid": UID, "allowed": True}
 
@@ -166,13 +175,13 @@ def test_an_object_being_deleted_is_allowed_whatever_changes() -> None:
     new = workflow(when="2 +")
     new["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"
 
-    response = response_of(review_workflow(review(new, "UPDATE", old)))
+    response = response_of(admit(review(new, "UPDATE", old)))
 
     assert response["allowed"] is True
 
 
 def test_an_operation_the_webhook_does_not_check_is_allowed() -> None:
-    response = response_of(review_workflow(review(None, "DELETE", workflow(when="1 +"))))
+    response = response_of(admit(review(None, "DELETE", workflow(when="1 +"))))
 
     assert response["allowed"] is True
 
@@ -209,11 +218,61 @@ def test_an_operation_the_webhook_does_not_check_is_allowed() -> None:
     ],
 )
 def test_a_malformed_review_gets_a_400_naming_the_problem(body: Any) -> None:
-    status, reply = review_workflow(body)
+    status, reply = admit(body)
 
     assert status == 400
     assert (reply["kind"], reply["code"], reply["reason"]) == ("Status", 400, "BadRequest")
     assert reply["message"].startswith("malformed admission review: ")
+
+
+def test_a_result_set_with_a_bad_expression_is_refused_with_the_field_and_position() -> None:
+    manifest = result_set(
+        transforms=[{"name": "t", "type": "map", "expression": "r.result.score +"}]
+    )
+
+    response = response_of(admit(review(manifest)))
+
+    assert response["allowed"] is False
+    message = response["status"]["message"]
+    assert "spec.transforms[0].expression" in message
+    assert "line 1, column 17" in message
+
+
+def test_a_result_set_calling_an_unknown_function_is_refused_naming_it() -> None:
+    manifest = result_set(
+        aggregations=[
+            {"name": "a", "function": "custom", "expression": "results.map(r, r).average()"}
+        ]
+    )
+
+    response = response_of(admit(review(manifest)))
+
+    assert response["allowed"] is False
+    assert "unknown function 'average'" in response["status"]["message"]
+    assert "spec.aggregations[0].expression" in response["status"]["message"]
+
+
+def test_a_result_set_with_good_expressions_is_allowed() -> None:
+    manifest = result_set(
+        aggregations=[
+            {"name": "best", "function": "custom", "expression": "results.map(r, r.result.s).max()"}
+        ],
+        transforms=[{"name": "t", "type": "filter", "expression": "r.result.s >= 0.5"}],
+    )
+
+    assert response_of(admit(review(manifest)))["allowed"] is True
+
+
+def test_a_workflow_whose_result_set_expression_is_bad_is_refused() -> None:
+    manifest = workflow()
+    manifest["spec"]["resultSet"] = {
+        "transforms": [{"name": "t", "type": "map", "expression": "q.result"}]
+    }
+
+    response = response_of(admit(review(manifest)))
+
+    assert response["allowed"] is False
+    assert "spec.resultSet.transforms[0].expression" in response["status"]["message"]
 
 
 def test_the_configuration_checks_workflow_creates_and_updates_and_ignores_failures() -> None:
@@ -223,13 +282,13 @@ def test_the_configuration_checks_workflow_creates_and_updates_and_ignores_failu
     (hook,) = manifest["webhooks"]
     assert hook["clientConfig"] == {
         "caBundle": "Q0E=",
-        "url": "https://127.0.0.1:9443/validate/workflows",
+        "url": "https://127.0.0.1:9443/validate",
     }
     assert hook["rules"] == [
         {
             "apiGroups": ["execflow.dev"],
             "apiVersions": ["v1alpha1"],
-            "resources": ["workflows"],
+            "resources": ["workflows", "resultsets"],
             "operations": ["CREATE", "UPDATE"],
             "scope": "Namespaced",
         }
@@ -250,7 +309,7 @@ def test_in_a_cluster_the_configuration_names_the_service_and_its_certificate_it
     assert config["service"] == {
         "namespace": "execflow-system",
         "name": "execflow-webhook",
-        "path": "/validate/workflows",
+        "path": "/validate",
         "port": 443,
     }
     assert "url" not in config
@@ -276,7 +335,7 @@ def post(port: int, ca: bytes, body: bytes, path: str = webhook.PATH) -> tuple[i
 
 
 def serve_and_post(
-    *bodies: bytes, path: str = webhook.PATH, decide: webhook.Decide = review_workflow
+    *bodies: bytes, path: str = webhook.PATH, decide: webhook.Decide = admit
 ) -> list[tuple[int, Any]]:
     pair = generate(["127.0.0.1"], datetime.datetime.now(datetime.UTC))
     port = free_port()

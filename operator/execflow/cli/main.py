@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="folders to write into (default: crds/ and the chart's crds/)",
     )
     crds.set_defaults(handler=_crds)
+
+    from execflow.cli import results
+
+    results.add_parser(commands)
     return parser
 
 

@@ -1,12 +1,15 @@
-"""Admission of Workflows: the operator's own spec check, answered before the object is stored.
+"""Admission of Workflows and ResultSets: the operator's own spec check, before they are stored.
 
 CRD validation rules cannot compile CEL, so without this a bad `when`, `forEach` or `{{ }}`
-template is found only when the operator first reconciles the workflow, which then ends Failed
-(InvalidExpression). The admission webhook (`execflow.kube.webhook`) asks `review_workflow` at
-every create and update instead: it builds the view the Workflow controller builds
+template, or a ResultSet's aggregation or transform expression, is found only when the operator
+first reconciles the object, which then ends Failed (InvalidExpression). The admission webhook
+(`execflow.kube.webhook`) asks `admit` at every create and update instead. For a Workflow it
+builds the view the Workflow controller builds
 (`execflow.core.workflows.view.build_view`) from the admitted object, with no status and no
 children, and refuses exactly the specs that view fails, with the same message, so admission and
-reconcile cannot disagree.
+reconcile cannot disagree; then it compiles its `spec.resultSet` expressions. For a ResultSet it
+compiles every expression as the ResultSet controller does, refusing one that does not parse,
+reads an unknown name or calls an unknown function, with the field and position.
 
 An update that leaves the spec as it was (annotations, labels, finalizers, status) or that
 touches an object being deleted is always allowed: a workflow stored before a stricter operator
@@ -20,7 +23,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from execflow.api import timestamps
+from execflow.api.result_set import ResultSetTemplate
+from execflow.core.resultsets.transforms import expression_problems
 from execflow.core.workflows.view import WorkflowSnapshot, build_view
 
 log = logging.getLogger("execflow.admission")
@@ -74,26 +81,48 @@ def _snapshot(request: Mapping[str, Any], workflow: Mapping[str, Any]) -> Workfl
 
 
 def _problem(request: Mapping[str, Any]) -> str | None:
-    """The message the operator would fail this workflow with; None to admit it."""
+    """The message the operator would fail this object with; None to admit it."""
     if request["operation"] not in CHECKED:
         return None
-    workflow = _mapping(request.get("object"), "request.object")
-    metadata = workflow.get("metadata")
+    admitted = _mapping(request.get("object"), "request.object")
+    metadata = admitted.get("metadata")
     if isinstance(metadata, Mapping) and metadata.get("deletionTimestamp"):
         return None
     old = request.get("oldObject")
     if (
         request["operation"] == "UPDATE"
         and isinstance(old, Mapping)
-        and old.get("spec") == workflow.get("spec")
+        and old.get("spec") == admitted.get("spec")
     ):
         return None
-    failure = build_view(_snapshot(request, workflow)).failure
-    return None if failure is None else failure.message
+    spec = _mapping(admitted.get("spec") or {}, "request.object.spec")
+    if admitted.get("kind") == "ResultSet":
+        return _result_set_problem(spec, "spec")
+    failure = build_view(_snapshot(request, admitted)).failure
+    if failure is not None:
+        return failure.message
+    template = spec.get("resultSet")
+    return None if template is None else _result_set_problem(template, "spec.resultSet")
 
 
-def review_workflow(review: Any) -> Reply:
-    """Answer one AdmissionReview for a Workflow (decoded JSON, possibly malformed)."""
+def _result_set_problem(spec: Any, where: str) -> str | None:
+    """Expressions of a ResultSet spec that do not compile (the shape is the CRD's to check)."""
+    try:
+        parsed = ResultSetTemplate.model_validate(spec)
+    except ValidationError:
+        return None  # the CRD schema refuses it with its own message, or the operator reports it
+    problems = expression_problems(parsed.aggregations, parsed.transforms)
+    if not problems:
+        return None
+    messages = [str(problem) for problem in problems[:3]]
+    if where != "spec":
+        messages = [message.replace("spec.", f"{where}.", 1) for message in messages]
+    return "; ".join(messages)
+
+
+def admit(review: Any) -> Reply:
+    """Answer one AdmissionReview for a Workflow or a ResultSet (decoded JSON, possibly
+    malformed)."""
     try:
         request = _request(review)
         problem = _problem(request)
@@ -115,8 +144,9 @@ def review_workflow(review: Any) -> Reply:
             "message": problem,
         }
         log.info(
-            "refused %s of workflow %s/%s: %s",
+            "refused %s of %s %s/%s: %s",
             str(request["operation"]).lower(),
+            str((request.get("kind") or {}).get("kind") or "object").lower(),
             request.get("namespace") or "",
             request.get("name") or "",
             problem,

@@ -172,6 +172,7 @@ class ResultSetController:
             now=now,
         )
         decision = plan(self._view(resource, status, opened.ledger), now)
+        opened.ledger.owed = decision.owed
         if decision.expire:
             await opened.store.delete_all()
             self._open.pop(resource.metadata.uid, None)
@@ -289,6 +290,7 @@ class ResultSetController:
             served_token=status.collect_token,
             last_collected_at=status.last_collected_at,
             created_at=resource.metadata.creation_timestamp,
+            owed=ledger.owed,
         )
 
     # ----- writes ------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The validating admission webhook's I/O: the HTTPS endpoint the API server calls, and its
 registration.
 
-The API server sends an AdmissionReview for every Workflow create and update and waits (at most
-`TIMEOUT_SECONDS`) for "allowed" or a refusal, which `kubectl apply` shows the user. This module
-serves that endpoint inside the operator's event loop (aiohttp, as kopf already uses) and
-registers it in the ValidatingWebhookConfiguration `execflow.dev`; what to answer is decided
-elsewhere (`execflow.handlers.admission`), on a worker thread so a large spec never blocks the
-loop. The failure policy is Ignore: the operator checks every spec again when it reconciles it,
-so a stopped or unreachable operator never keeps users or a GitOps tool from applying Workflows.
+The API server sends an AdmissionReview for every Workflow and ResultSet create and update and
+waits (at most `TIMEOUT_SECONDS`) for "allowed" or a refusal, which `kubectl apply` shows the
+user. This module serves that endpoint inside the operator's event loop (aiohttp, as kopf
+already uses) and registers it in the ValidatingWebhookConfiguration `execflow.dev`; what to
+answer is decided elsewhere (`execflow.handlers.admission`), on a worker thread so a large spec
+never blocks the loop. The failure policy is Ignore: the operator checks every spec again when
+it reconciles it, so a stopped or unreachable operator never keeps users or a GitOps tool from
+applying objects.
 
 Every replica serves; registration writes the same configuration whichever replica does it, so
 any replica may (in a cluster the configuration names the Service in front of all of them). The
@@ -43,8 +44,8 @@ VALIDATING_WEBHOOKS = Resource(
     "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", namespaced=False
 )
 CONFIGURATION_NAME = "execflow.dev"
-WEBHOOK_NAME = "workflows.execflow.dev"
-PATH = "/validate/workflows"
+WEBHOOK_NAME = "validate.execflow.dev"
+PATH = "/validate"
 TIMEOUT_SECONDS = 5
 SERVICE_PORT = 443
 LOCAL_ADDRESS = "127.0.0.1"
@@ -95,7 +96,8 @@ def service_endpoint(namespace: str, name: str) -> Endpoint:
 
 
 def configuration(endpoint: Endpoint, ca: bytes) -> dict[str, Any]:
-    """The ValidatingWebhookConfiguration: Workflow creates and updates, failure policy Ignore."""
+    """The ValidatingWebhookConfiguration: Workflow and ResultSet creates and updates, failure
+    policy Ignore."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -108,7 +110,7 @@ def configuration(endpoint: Endpoint, ca: bytes) -> dict[str, Any]:
                     {
                         "apiGroups": ["execflow.dev"],
                         "apiVersions": ["v1alpha1"],
-                        "resources": ["workflows"],
+                        "resources": ["workflows", "resultsets"],
                         "operations": ["CREATE", "UPDATE"],
                         "scope": "Namespaced",
                     }

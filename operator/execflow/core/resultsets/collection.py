@@ -10,7 +10,9 @@ The controller hands over the selected Tasks as plain `Candidate`s, the uids alr
   ResultSet was first read (the annotation `execflow.dev/collect` set), then behaves as
   Immediate; OnDemand takes everything available once per new value of that annotation;
 - at most `SEGMENT_ITEMS` items and `SEGMENT_BYTES` bytes of results per segment, so a segment
-  always fits in one ConfigMap shard; the rest follows at once in the next segment;
+  always fits in one ConfigMap shard; the rest follows at once in the next segment (a released
+  batch larger than a segment is `owed` to the next reconcile, which writes it before holding
+  anything again);
 - the phase: Pending (waiting for the first read or request), Collecting (a selected Task is not
   finished, a result waits, a named Task or the workflow is not there or not finished), Ready
   (everything selected has finished and was collected) and when the stored data expires.
@@ -82,6 +84,8 @@ class CollectionView:
     """The value the last snapshot answered (status.collectToken)."""
     last_collected_at: datetime.datetime | None = None
     created_at: datetime.datetime | None = None
+    owed: int = 0
+    """Results of a batch already released but not yet written (it needed several segments)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class CollectionPlan:
     """The ttl has passed: delete the stored data and end Expired."""
     served_token: str | None = None
     """Set: the snapshot for this annotation value is complete once `take` is written."""
+    owed: int = 0
+    """Results of the released batch still to write after `take` (the next view's `owed`)."""
 
 
 def filtered(view: CollectionView) -> list[Candidate]:
@@ -145,11 +151,16 @@ def _continuous(
 ) -> CollectionPlan:
     """Immediate, Streaming, Batch, and Lazy once read."""
     running = _still_running(view)
-    take, requeue_at = _batch(view, waiting, running, now)
-    more = len(take) < len(waiting) and not requeue_at
+    take, holding, requeue_at, released = _batch(view, waiting, running, now)
+    more = len(take) < len(waiting) and not holding
     if take or more:
         return CollectionPlan(
-            take, ResultSetPhase.COLLECTING, Reason.COLLECTING, _collecting(len(waiting)), more
+            take,
+            ResultSetPhase.COLLECTING,
+            Reason.COLLECTING,
+            _collecting(len(waiting)),
+            more,
+            owed=max(0, released - len(take)),
         )
     if waiting:
         return CollectionPlan(
@@ -193,10 +204,14 @@ def _on_demand(view: CollectionView, waiting: list[Candidate]) -> CollectionPlan
 
 def _batch(
     view: CollectionView, waiting: list[Candidate], running: str, now: datetime.datetime
-) -> tuple[tuple[Candidate, ...], datetime.datetime | None]:
-    """The Tasks to write now, and when a waiting batch is due (Batch only)."""
+) -> tuple[tuple[Candidate, ...], bool, datetime.datetime | None, int]:
+    """The Tasks to write now; whether the rest is held for the batch to fill (Batch only);
+    when the held batch is due by its interval (None: only its size, or the end, releases it);
+    and how many results the batch released (it may take several segments to write)."""
     if view.spec.strategy is not Strategy.BATCH or not waiting:
-        return _segment(waiting), None
+        return _segment(waiting), False, None, 0
+    if view.owed:
+        return _segment(waiting[: view.owed]), False, None, min(view.owed, len(waiting))
     policy = view.spec.batch
     size = policy.size if policy is not None and policy.size is not None else None
     interval = (
@@ -205,13 +220,13 @@ def _batch(
         else None
     )
     if size is not None and len(waiting) >= size:
-        return _segment(waiting[:size]), None
+        return _segment(waiting[:size]), False, None, size
     oldest = waiting[0].finished_at
     assert oldest is not None
     due = oldest + interval if interval is not None else None
     if not running or (due is not None and due <= now):
-        return _segment(waiting), None
-    return (), due
+        return _segment(waiting), False, None, len(waiting)
+    return (), True, due, 0
 
 
 def _segment(waiting: Sequence[Candidate]) -> tuple[Candidate, ...]:

@@ -41,6 +41,9 @@ class Ledger:
     keep_records: int = 0
     shards: list[str] = field(default_factory=list)
     """Where the segments are (ConfigMap names), for the status."""
+    owed: int = 0
+    """Batch: results released but not yet written (a cache: a restart forgets it, and the
+    rest of that batch then waits for the next size, interval or end)."""
 
     def add(self, entry: SegmentEntry) -> None:
         """A segment was stored."""
