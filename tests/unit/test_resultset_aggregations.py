@@ -9,6 +9,7 @@ value with a from-scratch computation in exact rational arithmetic, bit for bit 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from fractions import Fraction
@@ -22,6 +23,7 @@ from execflow.api.result_set import Aggregation
 from execflow.core.resultsets.aggregations import (
     compute,
     fold,
+    fold_many,
     load_states,
     new_states,
     state_from_json,
@@ -268,3 +270,20 @@ def test_incremental_values_equal_a_from_scratch_computation(
         except OverflowError:
             return
         assert got["total"] == fsum
+
+
+@settings(max_examples=300, deadline=None)
+@given(drawn=arrivals(), cuts=st.lists(st.integers(0, 40), max_size=5))
+def test_folding_segments_at_once_equals_folding_one_by_one(
+    drawn: tuple[list[Item], list[int], int], cuts: list[int]
+) -> None:
+    items = drawn[0]
+    bounds = sorted({0, len(items), *(min(cut, len(items)) for cut in cuts)})
+    at_once = new_states(AGGREGATIONS)
+    for start, end in itertools.pairwise(bounds):
+        at_once = fold_many(at_once, items[start:end])
+    one_by_one = new_states(AGGREGATIONS)
+    for candidate in items:
+        one_by_one = fold(one_by_one, candidate)
+
+    assert states_to_json(at_once) == states_to_json(one_by_one)

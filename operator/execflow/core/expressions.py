@@ -200,6 +200,7 @@ class Expression:
     """
 
     __slots__ = (
+        "_fields",
         "_functions",
         "_program",
         "_references",
@@ -229,9 +230,17 @@ class Expression:
         references, unnamed = step_references(scanned)
         self._references = references
         self._unnamed_step = unnamed
+        self._fields = _fields_read(scanned)
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
+
+    def paths_read(self, name: str) -> frozenset[tuple[str, ...]] | None:
+        """The field paths of the context value `name` the expression reads, each as far as it
+        is literal (`r.result.score` gives ("result", "score"); `r.tags.exists(...)` gives
+        ("tags",)), or None when it uses the value itself (as a whole, or with a computed key).
+        A name the expression does not read gives no paths."""
+        return self._fields.get(name, frozenset())
 
     def references(self) -> frozenset[Reference]:
         """The steps and tasks the expression reads: what must have finished before it can be
@@ -443,3 +452,20 @@ def _scalar_text(value: Any) -> str:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     raise _NotJsonError(f"gives a {type(value).__name__}, which has no JSON form")
+
+
+def _fields_read(scanned: Scan) -> dict[str, frozenset[tuple[str, ...]] | None]:
+    paths: dict[str, set[tuple[str, ...]] | None] = {}
+    for index in scanned.free:
+        name = scanned.tokens[index].text
+        path: list[str] = []
+        field, cursor = field_at(scanned.tokens, index + 1)
+        while field is not None:
+            path.append(field)
+            field, cursor = field_at(scanned.tokens, cursor)
+        known = paths.setdefault(name, set())
+        if not path:
+            paths[name] = None
+        elif known is not None:
+            known.add(tuple(path))
+    return {name: None if read is None else frozenset(read) for name, read in paths.items()}

@@ -97,8 +97,8 @@ def count_into(
     checksum = status.checksum or CHAIN_START
     segments, stored_bytes = status.storage.segments, status.storage.bytes
     for entry in entries:
+        states = aggregations.fold_many(states, map(item_from_record, entry.records))
         for record in entry.records:
-            states = aggregations.fold(states, item_from_record(record))
             contribution = item_outputs(programs, reduce, record)
             reduce.update(contribution.accumulators)
             _grow(outputs, contribution, record, name)

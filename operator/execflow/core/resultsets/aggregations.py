@@ -95,6 +95,51 @@ def fold(states: Mapping[str, RunningState], item: Item) -> dict[str, RunningSta
     return {name: fold_one(state, item) for name, state in states.items()}
 
 
+def fold_many(states: Mapping[str, RunningState], items: Iterable[Item]) -> dict[str, RunningState]:
+    """The states with every item of `items` folded in: the same states as folding them one by
+    one, computed per aggregation in one pass (a segment at a time, as the operator counts)."""
+    batch = list(items)
+    fields = {state.field for state in states.values()}
+    read = {path: [field_value(item.result, path) for item in batch] for path in fields}
+    return {name: _fold_batch(state, read[state.field]) for name, state in states.items()}
+
+
+def _fold_batch(state: RunningState, values: Sequence[Any]) -> RunningState:
+    if state.function is AggregationFunction.COUNT:
+        counted = len(values) if state.field is None else sum(v is not MISSING for v in values)
+        return replace(state, count=state.count + counted)
+    numbers = [number for value in values if (number := _number(value)) is not None]
+    if not numbers:
+        return state
+    if state.function in _SUMS:
+        mantissa, exponent = _exact_sum(numbers)
+        mantissa, exponent = _add(state.mantissa, state.exponent, mantissa, exponent)
+        floats = state.floats or any(isinstance(number, float) for number in numbers)
+        return replace(
+            state,
+            count=state.count + len(numbers),
+            mantissa=mantissa,
+            exponent=exponent,
+            floats=floats,
+        )
+    pick = min if state.function is AggregationFunction.MIN else max
+    extreme = pick(numbers)
+    extreme = min((n for n in numbers if n == extreme), key=_tie_rank)
+    best = extreme if _better(extreme, state.extreme, state.function) else state.extreme
+    return replace(state, count=state.count + len(numbers), extreme=best)
+
+
+def _exact_sum(numbers: Sequence[Number]) -> tuple[int, int]:
+    """The exact sum of `numbers` as a normalised (mantissa, exponent): a float's denominator
+    is a power of two, so every term is an integer over the largest one."""
+    ratios = [
+        (number, 1) if isinstance(number, int) else number.as_integer_ratio() for number in numbers
+    ]
+    largest = max(denominator for _, denominator in ratios)
+    total = sum(numerator * (largest // denominator) for numerator, denominator in ratios)
+    return _normal(total, 1 - largest.bit_length())
+
+
 def compute(aggregations: Sequence[Aggregation], items: Iterable[Item]) -> dict[str, RunningState]:
     """The states of `aggregations` over `items`, from scratch."""
     states = new_states(aggregations)

@@ -32,6 +32,7 @@ the expression and the task of the item it failed on.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ WHOLE_LIST_NAMES: frozenset[str] = frozenset({"results"})
 """What a custom aggregation or transform reads."""
 
 
+Picker = dict[str, Any]
+"""Which parts of a value to keep: a key maps to True (keep it whole) or to a deeper Picker."""
+
+
 @dataclass(frozen=True)
 class Program:
     """One compiled output: an aggregation or transform `name` of `kind` (a TransformType, or
@@ -75,12 +80,29 @@ class Program:
     expression: Expression
     initial: Any = None
 
-    def evaluate(self, scope: Mapping[str, Any], task: str | None) -> Any:
-        """The expression's value over `scope`; ExpressionFailedError names the item's task."""
+    def evaluate(self, scope: Mapping[str, Any], item: Mapping[str, Any] | None) -> Any:
+        """The expression's value over `scope`; ExpressionFailedError names the task of `item`
+        (None: the expression reads the whole list).
+
+        Only the parts of each value the expression reads are handed to the library (it costs
+        time in proportion to what it is given, and an expression usually reads one field of a
+        result that may hold many), numbers made doubles on the way."""
+        pickers = self._pickers
         try:
-            return self.expression.evaluate({name: doubles(value) for name, value in scope.items()})
+            return self.expression.evaluate(
+                {name: _picked(value, pickers.get(name)) for name, value in scope.items()}
+            )
+        except ExpressionError:
+            pass
+        try:  # again with everything, so the explanation lists what the value really holds
+            return self.expression.evaluate({name: doubles(v) for name, v in scope.items()})
         except ExpressionError as error:
-            raise self.failed(error.reason, task) from error
+            raise self.failed(error.reason, None if item is None else _task(item)) from error
+
+    @functools.cached_property
+    def _pickers(self) -> dict[str, Picker | None]:
+        names = self.expression.names
+        return {name: _picker(self.expression.paths_read(name)) for name in names}
 
     def failed(self, reason: str, task: str | None) -> ExpressionFailedError:
         on = "over the whole list" if task is None else f"on the item of task {task!r}"
@@ -143,21 +165,22 @@ def initial_accumulators(programs: Programs) -> dict[str, Any]:
 def item_outputs(
     programs: Programs, accumulators: Mapping[str, Any], record: Mapping[str, Any]
 ) -> ItemOutputs:
-    """What the item `record` contributes to each per-result transform, reduce transforms
+    """What the item `record` contributes to each per-result transforms, reduce transforms
     folding it into their `acc` from `accumulators`, which holds one for each of them (before
     the first item, `initial_accumulators`)."""
     outputs = ItemOutputs({}, {}, {}, {})
-    task = _task(record)
+    scope = {"r": record}
     for program in programs.transforms:
-        if program.kind == TransformType.FILTER:
-            outputs.kept[program.name] = _keeps(program, record, task)
-        elif program.kind == TransformType.MAP:
-            outputs.mapped[program.name] = program.evaluate({"r": record}, task)
-        elif program.kind == TransformType.GROUP:
-            outputs.groups[program.name] = group_key(program.evaluate({"r": record}, task))
-        elif program.kind == TransformType.REDUCE:
-            scope = {"acc": accumulators[program.name], "r": record}
-            outputs.accumulators[program.name] = program.evaluate(scope, task)
+        kind = program.kind
+        if kind == "filter":
+            outputs.kept[program.name] = _keeps(program, record)
+        elif kind == "map":
+            outputs.mapped[program.name] = program.evaluate(scope, record)
+        elif kind == "group":
+            outputs.groups[program.name] = group_key(program.evaluate(scope, record))
+        elif kind == "reduce":
+            folded = {"acc": accumulators[program.name], "r": record}
+            outputs.accumulators[program.name] = program.evaluate(folded, record)
     return outputs
 
 
@@ -220,15 +243,44 @@ def doubles(value: Any) -> Any:
     """`value` with every number a float: JSON has one number type, and the API server stores
     an integral float as an integer (a result's 1.0 comes back as 1), so a result's numbers are
     CEL doubles whatever their spelling, and `r.result.score * 100.0` never meets an int."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is int:
         return float(value)
-    if isinstance(value, Mapping):
+    if kind is dict:
         return {key: doubles(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         return [doubles(item) for item in value]
     return value
+
+
+def _picker(paths: frozenset[tuple[str, ...]] | None) -> Picker | None:
+    """The Picker of `paths` (None: keep the whole value)."""
+    if paths is None:
+        return None
+    picker: Picker = {}
+    for path in sorted(paths, key=len):
+        node = picker
+        for depth, key in enumerate(path):
+            if node.get(key) is True:
+                break
+            if depth == len(path) - 1:
+                node[key] = True
+            else:
+                node = node.setdefault(key, {})
+    return picker
+
+
+def _picked(value: Any, picker: Picker | None) -> Any:
+    """The parts of `value` the picker keeps, as doubles (see `doubles`); a part that is not
+    there is left out, so a missing key stays missing."""
+    if picker is None or type(value) is not dict:
+        return doubles(value)
+    picked = {}
+    for key, deeper in picker.items():
+        if key in value:
+            part = value[key]
+            picked[key] = doubles(part) if deeper is True else _picked(part, deeper)
+    return picked
 
 
 def group_key(value: Any) -> str:
@@ -241,11 +293,11 @@ def group_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _keeps(program: Program, record: Mapping[str, Any], task: str) -> bool:
-    keep = program.evaluate({"r": record}, task)
+def _keeps(program: Program, record: Mapping[str, Any]) -> bool:
+    keep = program.evaluate({"r": record}, record)
     if not isinstance(keep, bool):
         shown = json.dumps(keep, ensure_ascii=False)
-        raise program.failed(f"gives {shown}, not true or false", task)
+        raise program.failed(f"gives {shown}, not true or false", _task(record))
     return keep
 
 
