@@ -8,6 +8,7 @@ prints their outcomes and exits non-zero when an outcome is not the documented o
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -43,13 +44,27 @@ EXPECTED_WORKFLOWS: dict[str, tuple[str, str, int]] = {
     "diamond": ("Completed", "4/4", 4),
     "best-effort": ("Completed", "4/4", 4),
 }
+# What each example ResultSet must end as: (phase, count, some of its aggregations).
+EXPECTED_RESULTSETS: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "ml-pipeline": ("Ready", 5, {"best_score": 0.93, "models": 3}),
+    "training-scores": ("Ready", 3, {"best_score": 0.93, "best_rate": 0.01}),
+}
+S3_EXAMPLE = "resultset-s3.yaml"
+"""Needs an S3 server: applied where the local cluster's is (its Secret execflow-local-s3)."""
+S3_BUCKET = "execflow-demo"
 # Applied in this order; each file's tasks and workflows finish before the next file is applied.
 STAGES = (
     ("tools.yaml",),
     ("tasks.yaml",),
     ("cached-task.yaml",),
-    ("workflow-ml-pipeline.yaml", "workflow-diamond.yaml", "workflow-best-effort.yaml"),
+    (
+        "workflow-ml-pipeline.yaml",
+        "workflow-diamond.yaml",
+        "workflow-best-effort.yaml",
+        S3_EXAMPLE,
+    ),
 )
+RESULTSET_DONE = {"Ready", "Failed", "Expired"}
 
 
 def apply_file(api: client.ApiClient, namespace: str, path: Path) -> dict[str, list[str]]:
@@ -67,19 +82,25 @@ def apply_file(api: client.ApiClient, namespace: str, path: Path) -> dict[str, l
 
 
 def wait_finished(
-    api: client.ApiClient, namespace: str, plural: str, names: list[str], timeout: float = 120
+    api: client.ApiClient,
+    namespace: str,
+    plural: str,
+    names: list[str],
+    *,
+    timeout: float = 120,
+    ended: frozenset[str] | set[str] = TERMINAL,
 ) -> dict[str, dict[str, Any]]:
-    """The objects' whole bodies once every one of them has ended."""
+    """The objects' whole bodies once every one of them has ended (a phase in `ended`)."""
     custom = client.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     while True:
         items = custom.list_namespaced_custom_object("execflow.dev", "v1alpha1", namespace, plural)
         bodies = {t["metadata"]["name"]: t for t in items["items"]}
         phases = {n: (bodies.get(n, {}).get("status") or {}).get("phase") for n in names}
-        if all(phase in TERMINAL for phase in phases.values()):
+        if all(phase in ended for phase in phases.values()):
             return {n: bodies[n] for n in names}
         if time.monotonic() > deadline:
-            waiting = [n for n, phase in phases.items() if phase not in TERMINAL]
+            waiting = [n for n, phase in phases.items() if phase not in ended]
             raise TimeoutError(f"{plural} still not finished after {timeout:.0f}s: {waiting}")
         time.sleep(0.2)
 
@@ -91,13 +112,63 @@ class Outcomes:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     children: dict[str, int] = field(default_factory=dict)
+    resultsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    s3: bool = False
+    """Whether an S3 server was there for the S3 example."""
+
+
+def prepare_s3(api: client.ApiClient, namespace: str) -> bool:
+    """Where the local cluster's S3 server runs: its Secret and a random encryption key in the
+    namespace, and the bucket. False (the S3 example is left out) where there is none."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    core = client.CoreV1Api(api)
+    try:
+        source = core.read_namespaced_secret("execflow-local-s3", "default")
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    values = {key: base64.b64decode(text).decode() for key, text in source.data.items()}
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="execflow-local-s3"), data=source.data),
+    )
+    key = base64.b64encode(base64.b64encode(os.urandom(32))).decode()
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="results-key"), data={"key": key}),
+    )
+    s3 = boto3.session.Session().client(
+        "s3",
+        endpoint_url=values["endpoint"],
+        aws_access_key_id=values["accessKeyId"],
+        aws_secret_access_key=values["secretAccessKey"],
+        region_name="us-east-1",
+        config=botocore.config.Config(s3={"addressing_style": "path"}),
+    )
+    try:
+        s3.create_bucket(Bucket=S3_BUCKET)
+    except botocore.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in (
+            "BucketAlreadyOwnedByYou",
+            "BucketAlreadyExists",
+        ):
+            raise
+    return True
 
 
 def run_examples(api: client.ApiClient, namespace: str, say: Callable[[str], None]) -> Outcomes:
-    outcomes = Outcomes()
+    outcomes = Outcomes(s3=prepare_s3(api, namespace))
+    if not outcomes.s3:
+        say(f"no local S3 server (Secret default/execflow-local-s3): skipping {S3_EXAMPLE}")
     for files in STAGES:
         created: dict[str, list[str]] = {}
         for name in files:
+            if name == S3_EXAMPLE and not outcomes.s3:
+                continue
             say(f"applying examples/{name}")
             for plural, names in apply_file(api, namespace, EXAMPLES / name).items():
                 created.setdefault(plural, []).extend(names)
@@ -105,6 +176,12 @@ def run_examples(api: client.ApiClient, namespace: str, say: Callable[[str], Non
             outcomes.tasks[name] = body.get("status") or {}
         workflows = wait_finished(api, namespace, "workflows", created.get("workflows", []))
         outcomes.workflows.update(workflows)
+        sets = created.get("resultsets", []) + [
+            name for name, body in workflows.items() if (body.get("spec") or {}).get("resultSet")
+        ]
+        outcomes.resultsets.update(
+            wait_finished(api, namespace, "resultsets", sets, ended=RESULTSET_DONE)
+        )
     custom = client.CustomObjectsApi(api)
     for name in outcomes.workflows:
         children = custom.list_namespaced_custom_object(
@@ -131,6 +208,17 @@ def problems(outcomes: Outcomes) -> list[str]:
         if got != expected:
             found.append(
                 f"workflow {name}: expected {expected}, got {got}: {status.get('message')}"
+            )
+    for name, (phase, count, values) in EXPECTED_RESULTSETS.items():
+        if name == "training-scores" and not outcomes.s3:
+            continue
+        status = (outcomes.resultsets.get(name) or {}).get("status") or {}
+        aggregations = status.get("aggregations") or {}
+        seen = (status.get("phase"), status.get("count"), {k: aggregations.get(k) for k in values})
+        if seen != (phase, count, values):
+            found.append(
+                f"resultset {name}: expected {(phase, count, values)}, got {seen}: "
+                f"{status.get('message')}"
             )
     return found
 
@@ -171,6 +259,8 @@ def print_outcomes(console: Console, outcomes: Outcomes) -> None:
                 console.print(Text(f"{name}: {result}"), overflow="fold")
     if outcomes.workflows:
         console.print(_workflow_table(outcomes))
+    if outcomes.resultsets:
+        console.print(_result_set_table(outcomes))
 
 
 def _workflow_table(outcomes: Outcomes) -> Table:
@@ -182,6 +272,24 @@ def _workflow_table(outcomes: Outcomes) -> Table:
         steps = " ".join(f"{s['name']}:{s['phase']}" for s in status.get("steps") or [])
         row = [name, str(status.get("phase")), str(status.get("progress"))]
         row += [str(outcomes.children.get(name, 0)), steps]
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def _result_set_table(outcomes: Outcomes) -> Table:
+    table = Table(title="execflow demo: example result sets", box=box.SIMPLE, pad_edge=False)
+    for column in ("resultset", "phase", "count", "stored in", "aggregations"):
+        table.add_column(column, overflow="fold")
+    for name, body in outcomes.resultsets.items():
+        status = body.get("status") or {}
+        storage = status.get("storage") or {}
+        where = storage.get("backend", "")
+        if storage.get("bucket"):
+            where = f"s3://{storage['bucket']}/{storage.get('prefix', '')}"
+        elif storage.get("configMaps"):
+            where = "ConfigMap " + ", ".join(storage["configMaps"])
+        aggregations = json.dumps(status.get("aggregations") or {}, separators=(",", ":"))
+        row = [name, str(status.get("phase")), str(status.get("count", 0)), where, aggregations]
         table.add_row(*(Text(cell) for cell in row))
     return table
 
@@ -216,7 +324,10 @@ def main() -> int:
     for problem in found:
         say(f"[red]unexpected outcome[/red] {problem}")
     if not found:
-        ended = f"all {len(outcomes.tasks)} example tasks and {len(outcomes.workflows)} workflows"
+        ended = (
+            f"all {len(outcomes.tasks)} example tasks, {len(outcomes.workflows)} workflows and "
+            f"{len(outcomes.resultsets)} result sets"
+        )
         say(f"[green]{ended} ended as documented[/green]")
         say(f"kubeconfig: {cluster.kubeconfig}")
         if cluster.local is not None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kubernetes import client
 
 from execflow.demo import EXPECTED, EXPECTED_WORKFLOWS, problems, run_examples
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.resultsets import read_back
 
 
 def test_examples_end_as_documented(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess
+    api: client.ApiClient, kubeconfig: Path, namespace: str, operator: OperatorProcess
 ) -> None:
     outcomes = run_examples(api, namespace, lambda _message: None)
     assert set(outcomes.tasks) == set(EXPECTED)
@@ -33,3 +36,21 @@ def test_examples_end_as_documented(
         "execflow.dev", "v1alpha1", namespace, "tasks", "best-effort-notify"
     )
     assert notify["spec"]["parameters"] == {"outcome": "Completed"}
+    pipeline_results = outcomes.resultsets["ml-pipeline"]["status"]
+    assert pipeline_results["aggregations"]["mean_score"] == (0.81 + 0.93 + 0.88) / 3
+    assert len(read_back(kubeconfig, namespace, "ml-pipeline")) == 5
+    assert outcomes.s3, "the local cluster runs an S3 server"
+    scores = outcomes.resultsets["training-scores"]["status"]
+    assert scores["storage"]["bucket"] == "execflow-demo"
+    assert len(scores["storage"]["keyId"]) == 16
+    assert sorted(
+        r["result"]["score"] for r in read_back(kubeconfig, namespace, "training-scores")
+    ) == [
+        0.81,
+        0.88,
+        0.93,
+    ]
+    assert sorted(t["task"] for t in scores["transforms"]["good"]["value"]) == [
+        "ml-pipeline-train-model-1",
+        "ml-pipeline-train-model-2",
+    ]
