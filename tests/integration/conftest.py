@@ -20,6 +20,7 @@ from kubernetes import client
 from execflow.devcluster import harness
 from execflow.devcluster.cluster import LocalCluster, NodeShape
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.resultsets import Bucket, s3_bucket
 
 LOCAL_SHAPE = NodeShape(count=4, cpu="8", memory="32Gi")
 
@@ -85,3 +86,10 @@ def operator(
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def bucket(api: client.ApiClient) -> Iterator[Bucket]:
+    """A bucket of the local S3 server for one test, emptied and removed afterwards."""
+    with s3_bucket(api) as made:
+        yield made
