@@ -16,13 +16,15 @@ with an Event naming what was left behind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -41,7 +43,7 @@ from execflow.core.resultsets.collection import (
     plan,
 )
 from execflow.core.resultsets.errors import ResultSetError
-from execflow.core.resultsets.items import Item, item_record
+from execflow.core.resultsets.items import item_record
 from execflow.core.resultsets.ledger import Ledger, SegmentEntry, rebuild
 from execflow.core.resultsets.sources import candidate, source_selects
 from execflow.core.resultsets.transforms import MAX_WHOLE_LIST_RESULTS, Programs, compile_programs
@@ -72,6 +74,8 @@ FINALIZER = "execflow.dev/storage"
 STREAMING_STATUS_SECONDS = 5.0
 """Streaming: the status follows storage at most this often (storage is written at once)."""
 RETRY_SECONDS = 10.0
+WHOLE_LIST_SECONDS = 2.0
+"""Longest time custom (whole-list) aggregations and transforms may take, together."""
 STATUS_DATA_MAX = 128 * 1024
 """Backend Status: most bytes of encoded segments kept in the status."""
 FREE_FORM = ("aggregations", "transforms", "accumulators")
@@ -191,7 +195,7 @@ class ResultSetController:
             _observe_latency(decision.take, now)
         status = _with_decision(status, decision, opened)
         if decision.phase is ResultSetPhase.READY:
-            status = accounting.finish(status, programs, opened.ledger.records)
+            status = await _finish(status, programs, opened.ledger.records)
         urgent = _urgent(resource, decision, opened.store)
         delay = await self._write(key, body, status, generation, urgent=urgent)
         written = self.stores.resultsets.named(*key)
@@ -242,7 +246,7 @@ class ResultSetController:
         self, resource: ResultSet, opened: Open, take: tuple[Candidate, ...]
     ) -> SegmentEntry:
         number = opened.ledger.stored
-        records = tuple(item_record(_item(candidate)) for candidate in take)
+        records = tuple(item_record(candidate.item()) for candidate in take)
         key = opened.keys.current
         encoded = encode_segment(
             records,
@@ -424,6 +428,29 @@ class ResultSetController:
         await self._write(key, body, update, int(body["metadata"].get("generation") or 1))
 
 
+async def _finish(
+    status: ResultSetStatus, programs: Programs, records: list[Mapping[str, Any]] | None
+) -> ResultSetStatus:
+    """The whole-list expressions, on a worker thread and under `WHOLE_LIST_SECONDS`."""
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(None, accounting.finish, status, programs, records)
+    try:
+        return await asyncio.wait_for(work, WHOLE_LIST_SECONDS)
+    except TimeoutError:
+        raise WholeListTimeoutError(status.count) from None
+
+
+class WholeListTimeoutError(ResultSetError):
+    reason = Reason.TOO_LARGE
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"custom aggregations and transforms over {count} results took more than "
+            f"{WHOLE_LIST_SECONDS:.0f} s, the time they may take; use built-in aggregations or "
+            "per-result transforms, which have no limit"
+        )
+
+
 class StatusTooLargeError(ResultSetError):
     reason = Reason.TOO_LARGE
 
@@ -449,11 +476,6 @@ def _keep(programs: Programs) -> int:
 
 def _shards(store: SegmentStore) -> list[str]:
     return list(getattr(store, "shard_names", []))
-
-
-def _item(task: Candidate) -> Item:
-    finished = timestamps.format_time(task.finished_at) if task.finished_at else ""
-    return Item(task.uid, task.name, task.phase, task.source, task.tags, finished, task.result)
 
 
 def _with_decision(

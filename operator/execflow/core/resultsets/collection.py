@@ -31,6 +31,9 @@ from execflow.api.durations import parse_duration
 from execflow.api.reasons import Reason
 from execflow.api.result_set import ResultSetPhase, ResultSetSpec, Strategy
 from execflow.api.task import TaskPhase
+from execflow.api.timestamps import format_time
+from execflow.core.resultsets.filters import passes
+from execflow.core.resultsets.items import Item
 
 SEGMENT_ITEMS = 500
 """Most results in one segment."""
@@ -57,6 +60,11 @@ class Candidate:
     @property
     def finished(self) -> bool:
         return self.phase in _FINAL and self.finished_at is not None
+
+    def item(self) -> Item:
+        """The item collecting it stores."""
+        finished = format_time(self.finished_at) if self.finished_at is not None else ""
+        return Item(self.uid, self.name, self.phase, self.source, self.tags, finished, self.result)
 
 
 @dataclass(frozen=True)
@@ -109,21 +117,7 @@ class CollectionPlan:
 def filtered(view: CollectionView) -> list[Candidate]:
     """Finished Tasks that pass the filter, in finish order (collected ones included)."""
     rules = view.spec.filter
-    phases = {phase.value for phase in rules.phases}
-    tags = set(rules.tags)
-    sources = set(rules.sources)
-    chosen = []
-    for candidate in view.candidates:
-        if not candidate.finished or candidate.phase not in phases:
-            continue
-        if not tags <= set(candidate.tags) or (sources and candidate.source not in sources):
-            continue
-        assert candidate.finished_at is not None
-        if rules.since is not None and candidate.finished_at < rules.since:
-            continue
-        if rules.until is not None and candidate.finished_at >= rules.until:
-            continue
-        chosen.append(candidate)
+    chosen = [c for c in view.candidates if c.finished and passes(rules, c.item())]
     chosen.sort(key=_finish_order)
     return chosen
 

@@ -57,6 +57,11 @@ results, 0.18 to 0.23 s over 250 and 0.66 to 1.34 s over 500; `results.filter(..
 `.sum()`, `exists`) 0.01 to 0.03 s over 250. So 250 keeps every simple shape under half of half a
 second for results of that size; the cost grows with the size of the items as well."""
 
+MAX_WHOLE_LIST_BYTES = 256 * 1024
+"""Most bytes of item records (as JSON) a whole-list expression may read: its cost grows with
+the size of the values as well as their number (a 20-key item made `filter` 15 times slower
+than a one-key item)."""
+
 RESULT_NAMES: frozenset[str] = frozenset({"r"})
 """What a filter, map or group expression reads."""
 REDUCE_NAMES: frozenset[str] = frozenset({"acc", "r"})
@@ -226,6 +231,17 @@ def custom_aggregation_values(
 
 def evaluate_whole_list(program: Program, records: Sequence[Mapping[str, Any]]) -> Any:
     """A whole-list expression's value over `records`."""
+    size = sum(len(json.dumps(record, separators=(",", ":"))) for record in records)
+    if size > MAX_WHOLE_LIST_BYTES:
+        label = "aggregation" if program.kind == "aggregation" else "transform"
+        raise TooLargeError(
+            f"{label} {program.name!r} ({program.where}) reads the whole list of results, and "
+            f"they hold {size} bytes: more than the {MAX_WHOLE_LIST_BYTES} a whole-list "
+            "expression may read; use built-in aggregations or per-result transforms, which "
+            "have no limit",
+            limit=MAX_WHOLE_LIST_BYTES,
+            count=size,
+        )
     if len(records) > MAX_WHOLE_LIST_RESULTS:
         label = "aggregation" if program.kind == "aggregation" else "transform"
         raise TooLargeError(
