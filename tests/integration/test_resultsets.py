@@ -24,6 +24,7 @@ from tests.integration.objects import create_task, custom_api
 from tests.integration.resultsets import (
     config_maps_of,
     create_result_set,
+    get_result_set,
     read_back,
     result_set_events,
     wait_result_set,
@@ -133,7 +134,16 @@ def test_a_task_finishing_later_is_collected_once_and_counted_once(
         source={"taskRefs": ["first", "second"]},
         aggregations=[{"name": "sum", "function": "sum", "field": "v"}],
     )
-    body = wait_result_set(api, namespace, "grow", {"Collecting"}, count=1)
+
+    def waiting_for_the_second() -> dict[str, Any] | None:
+        found = get_result_set(api, namespace, "grow")
+        status = found.get("status") or {}
+        ready = status.get("reason") == "WaitingForTasks" and status.get("count") == 1
+        return found if ready else None
+
+    body = wait_for(waiting_for_the_second, 60, "the set to wait for the missing Task")
+    assert body is not None
+    assert body["status"]["count"] == 1
     assert "second" in body["status"]["message"]
     create_task(api, namespace, "second", sim={"message": '{"v": 2}', "duration": "1s"})
     body = wait_result_set(api, namespace, "grow", {"Ready"}, count=2)

@@ -16,15 +16,10 @@ with an Event naming what was left behind.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -34,7 +29,6 @@ from execflow.api.reasons import Reason
 from execflow.api.result_set import Backend, ResultSet, ResultSetPhase, ResultSetStatus, Strategy
 from execflow.core.conditions import Health, status_write
 from execflow.core.resultsets import accounting
-from execflow.core.resultsets.codec import encode_segment
 from execflow.core.resultsets.collection import (
     Candidate,
     CollectionPlan,
@@ -43,25 +37,15 @@ from execflow.core.resultsets.collection import (
     plan,
 )
 from execflow.core.resultsets.errors import ResultSetError
-from execflow.core.resultsets.items import item_record
-from execflow.core.resultsets.ledger import Ledger, SegmentEntry, rebuild
+from execflow.core.resultsets.ledger import Ledger
 from execflow.core.resultsets.sources import candidate, source_selects
-from execflow.core.resultsets.transforms import MAX_WHOLE_LIST_RESULTS, Programs, compile_programs
+from execflow.core.resultsets.transforms import Programs, compile_programs
+from execflow.handlers.result_set_storage import Open, SetStorage, finish, storage_status
 from execflow.handlers.stores import Stores
 from execflow.kube.client import RESULTSETS, Kube
 from execflow.kube.errors import NotFoundError
 from execflow.kube.events import EventRecorder
-from execflow.kube.result_access import (
-    Keys,
-    MissingSecretError,
-    StatusStore,
-    encryption_keys,
-    identity,
-    open_store,
-    owner_of,
-    read_segments,
-    verify_counted,
-)
+from execflow.kube.result_access import MissingSecretError, StatusStore
 from execflow.kube.result_storage import SegmentStore, StorageError
 from execflow.runtime.controller import Controller, Result
 from execflow.runtime.store import Body, uid_of
@@ -70,14 +54,9 @@ log = logging.getLogger("execflow.resultsets")
 
 Key = tuple[str, str]
 COLLECT_ANNOTATION = "execflow.dev/collect"
-FINALIZER = "execflow.dev/storage"
 STREAMING_STATUS_SECONDS = 5.0
 """Streaming: the status follows storage at most this often (storage is written at once)."""
 RETRY_SECONDS = 10.0
-WHOLE_LIST_SECONDS = 2.0
-"""Longest time custom (whole-list) aggregations and transforms may take, together."""
-STATUS_DATA_MAX = 128 * 1024
-"""Backend Status: most bytes of encoded segments kept in the status."""
 FREE_FORM = ("aggregations", "transforms", "accumulators")
 
 _HEALTH = {
@@ -87,19 +66,11 @@ _HEALTH = {
     ResultSetPhase.EXPIRED: Health.READY,
     ResultSetPhase.FAILED: Health.FAILED,
 }
+_WORKFLOW_DONE = frozenset({"Completed", "Failed", "Cancelled", "Timeout"})
 
 
 def health(phase: str) -> Health:
     return _HEALTH[ResultSetPhase(phase)]
-
-
-@dataclass
-class Open:
-    """A set's storage as this operator holds it: the store, the keys and the ledger."""
-
-    store: SegmentStore
-    keys: Keys
-    ledger: Ledger
 
 
 class ResultSetController:
@@ -114,21 +85,29 @@ class ResultSetController:
         self.stores = stores
         self.kube = kube
         self.events = events
-        self.cleanup_grace = cleanup_grace
         self.clock = clock
         self.runtime: Controller[Key] = Controller("resultsets", self, workers=4)
-        self._open: dict[str, Open] = {}
+        self.storage = SetStorage(kube, events, stores.resultsets, cleanup_grace, clock)
         self._status_written: dict[str, float] = {}
 
+    @property
+    def cleanup_grace(self) -> datetime.timedelta:
+        return self.storage.cleanup_grace
+
+    @cleanup_grace.setter
+    def cleanup_grace(self, grace: datetime.timedelta) -> None:
+        self.storage.cleanup_grace = grace
+
     def forget(self, uid: str) -> None:
-        self._open.pop(uid, None)
+        self.storage.forget(uid)
         self._status_written.pop(uid, None)
 
     # ----- the reconcile -------------------------------------------------------------------------
     async def reconcile(self, key: Key) -> Result:
         body = self.stores.resultsets.named(*key)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            return Result() if body is None else await self._delete(key, body)
+            delay = None if body is None else await self.storage.clean(key, body)
+            return Result(requeue_after=delay)
         try:
             resource = ResultSet.model_validate(body)
         except ValidationError as error:
@@ -146,7 +125,7 @@ class ResultSetController:
             self.forget(resource.metadata.uid)
             return await self._fail(key, body, str(error.reason), str(error))
         except (MissingSecretError, StorageError) as error:
-            self._open.pop(resource.metadata.uid, None)
+            self.storage.forget(resource.metadata.uid)
             reason = (
                 Reason.SECRET_NOT_FOUND
                 if isinstance(error, MissingSecretError)
@@ -158,44 +137,27 @@ class ResultSetController:
         self, key: Key, body: Body, resource: ResultSet, programs: Programs, generation: int
     ) -> Result:
         now = self.clock()
-        spec = resource.spec
-        if spec.storage.backend is Backend.S3 and FINALIZER not in _finalizers(body):
-            body = await self._add_finalizer(key, body)
-        opened = await self._opened(resource, programs)
+        if resource.spec.storage.backend is Backend.S3:
+            body = await self.storage.keep_until_cleaned(key, body)
+        opened = await self.storage.opened(resource, programs)
         status = resource.status
         if accounting.needs_recount(status, generation):
-            entries = await read_segments(opened.store, owner_of(resource), opened.keys.available)
+            await self.storage.reread(resource, programs, opened)
             status = accounting.emptied(status)
-            opened.ledger = rebuild(entries, 0, _keep(programs), _shards(opened.store))
-        status = self._count(
-            resource,
-            programs=programs,
-            opened=opened,
-            status=status,
-            generation=generation,
-            now=now,
-        )
+        status = _count(resource, programs, opened, status, (generation, now))
         decision = plan(self._view(resource, status, opened.ledger), now)
         opened.ledger.owed = decision.owed
         if decision.expire:
-            await opened.store.delete_all()
-            self._open.pop(resource.metadata.uid, None)
+            await self.storage.expire(resource, opened)
             status = status.model_copy(update={"expired_at": now})
         elif decision.take:
-            entry = await self._store_segment(resource, opened, decision.take)
-            status = self._count(
-                resource,
-                programs=programs,
-                opened=opened,
-                status=status,
-                generation=generation,
-                now=now,
-            )
+            entry = await self.storage.write(resource, opened, decision.take)
+            status = _count(resource, programs, opened, status, (generation, now))
             metrics.RESULTS_COLLECTED.inc(len(entry.records))
             _observe_latency(decision.take, now)
-        status = _with_decision(status, decision, opened)
+        status = _with_decision(storage_status(status, decision, opened), decision)
         if decision.phase is ResultSetPhase.READY:
-            status = await _finish(status, programs, opened.ledger.records)
+            status = await finish(status, programs, opened.ledger.records)
         urgent = _urgent(resource, decision, opened.store)
         delay = await self._write(key, body, status, generation, urgent=urgent)
         written = self.stores.resultsets.named(*key)
@@ -204,64 +166,6 @@ class ResultSetController:
             opened.ledger.counted(int(counted))
         self._announce(body, resource.status, status)
         return Result(requeue_after=_next(decision, now, delay))
-
-    async def _opened(self, resource: ResultSet, programs: Programs) -> Open:
-        """The set's store, keys and ledger; the ledger is read back from storage once."""
-        uid = resource.metadata.uid
-        keys = await encryption_keys(self.kube, resource)
-        opened = self._open.get(uid)
-        if opened is not None and opened.store.backend == resource.spec.storage.backend.value:
-            opened.keys = keys
-            return opened
-        store = await open_store(self.kube, resource)
-        entries = await read_segments(store, owner_of(resource), keys.available)
-        verify_counted(entries, resource.status)
-        ledger = rebuild(entries, resource.status.storage.segments, _keep(programs), _shards(store))
-        opened = Open(store, keys, ledger)
-        self._open[uid] = opened
-        return opened
-
-    def _count(
-        self,
-        resource: ResultSet,
-        *,
-        programs: Programs,
-        opened: Open,
-        status: ResultSetStatus,
-        generation: int,
-        now: datetime.datetime,
-    ) -> ResultSetStatus:
-        pending = [e for e in opened.ledger.uncounted if e.number >= status.storage.segments]
-        return accounting.count_into(
-            status,
-            resource.spec,
-            programs,
-            pending,
-            name=resource.metadata.name,
-            generation=generation,
-            now=now,
-        )
-
-    async def _store_segment(
-        self, resource: ResultSet, opened: Open, take: tuple[Candidate, ...]
-    ) -> SegmentEntry:
-        number = opened.ledger.stored
-        records = tuple(item_record(candidate.item()) for candidate in take)
-        key = opened.keys.current
-        encoded = encode_segment(
-            records,
-            compression=resource.spec.storage.compression,
-            identity=identity(owner_of(resource), number),
-            key=key,
-            nonce=os.urandom(12) if key is not None else None,
-        )
-        stored = await opened.store.put(number, encoded.data, encoded.sha256)
-        if isinstance(opened.store, StatusStore) and opened.store.text_size() > STATUS_DATA_MAX:
-            raise StatusTooLargeError(resource.status.count + len(records))
-        metrics.RESULT_BYTES.labels(backend=opened.store.backend).inc(len(encoded.data))
-        entry = SegmentEntry(number, encoded.sha256, len(encoded.data), stored.location, records)
-        opened.ledger.add(entry)
-        return entry
 
     def _view(self, resource: ResultSet, status: ResultSetStatus, ledger: Ledger) -> CollectionView:
         namespace = resource.metadata.namespace
@@ -329,7 +233,7 @@ class ResultSetController:
         except NotFoundError:
             return None
         except Exception:
-            self._open.pop(uid, None)  # what is stored is re-read, so nothing is counted twice
+            self.storage.forget(uid)  # what is stored is re-read, so nothing is counted twice
             raise
         self.stores.resultsets.put(reply)
         self._status_written[uid] = time.monotonic()
@@ -369,52 +273,6 @@ class ResultSetController:
         elif after.phase is ResultSetPhase.EXPIRED:
             self.events.record(body, "Normal", Reason.EXPIRED, after.message)
 
-    # ----- deletion ----------------------------------------------------------------------------
-    async def _add_finalizer(self, key: Key, body: Body) -> Body:
-        finalizers = [*_finalizers(body), FINALIZER]
-        reply = await self.kube.patch(
-            RESULTSETS, key[0], key[1], {"metadata": {"finalizers": finalizers}}, expect=body
-        )
-        self.stores.resultsets.put(reply)
-        return reply
-
-    async def _delete(self, key: Key, body: Body) -> Result:
-        self.forget(uid_of(body))
-        if FINALIZER not in _finalizers(body):
-            return Result()
-        resource = _parsed(body)
-        if resource is not None and resource.spec.storage.s3 is not None:
-            try:
-                store = await open_store(self.kube, resource)
-                await store.delete_all()
-            except (StorageError, MissingSecretError) as error:
-                started = timestamps.parse_time(body["metadata"]["deletionTimestamp"])
-                deadline = (started or self.clock()) + self.cleanup_grace
-                remaining = (deadline - self.clock()).total_seconds()
-                if remaining > 0:
-                    log.info("resultset %s/%s: cleanup waits: %s", key[0], key[1], error)
-                    return Result(requeue_after=min(RETRY_SECONDS, remaining))
-                s3 = resource.spec.storage.s3
-                owner = owner_of(resource)
-                where = f"s3://{s3.bucket}/{s3.prefix}{owner.namespace}/{owner.stem}/"
-                self.events.record(
-                    body,
-                    "Warning",
-                    Reason.STORAGE_LEFT_BEHIND,
-                    f"gave up deleting the stored data after {self.cleanup_grace}: {error}; "
-                    f"left behind: the objects under {where}",
-                )
-        finalizers = [name for name in _finalizers(body) if name != FINALIZER]
-        with contextlib.suppress(NotFoundError):
-            await self.kube.patch(
-                RESULTSETS,
-                key[0],
-                key[1],
-                {"metadata": {"finalizers": finalizers or None}},
-                expect=body,
-            )
-        return Result()
-
     async def report_failure(self, key: Key, error: Exception) -> None:
         body = self.stores.resultsets.named(*key)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -428,78 +286,33 @@ class ResultSetController:
         await self._write(key, body, update, int(body["metadata"].get("generation") or 1))
 
 
-async def _finish(
-    status: ResultSetStatus, programs: Programs, records: list[Mapping[str, Any]] | None
+def _count(
+    resource: ResultSet,
+    programs: Programs,
+    opened: Open,
+    status: ResultSetStatus,
+    at: tuple[int, datetime.datetime],
 ) -> ResultSetStatus:
-    """The whole-list expressions, on a worker thread and under `WHOLE_LIST_SECONDS`."""
-    loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(None, accounting.finish, status, programs, records)
-    try:
-        return await asyncio.wait_for(work, WHOLE_LIST_SECONDS)
-    except TimeoutError:
-        raise WholeListTimeoutError(status.count) from None
-
-
-class WholeListTimeoutError(ResultSetError):
-    reason = Reason.TOO_LARGE
-
-    def __init__(self, count: int) -> None:
-        super().__init__(
-            f"custom aggregations and transforms over {count} results took more than "
-            f"{WHOLE_LIST_SECONDS:.0f} s, the time they may take; use built-in aggregations or "
-            "per-result transforms, which have no limit"
-        )
-
-
-class StatusTooLargeError(ResultSetError):
-    reason = Reason.TOO_LARGE
-
-    def __init__(self, count: int) -> None:
-        super().__init__(
-            f"backend Status keeps at most {STATUS_DATA_MAX // 1024} KiB of data in the "
-            f"ResultSet's status, and {count} results need more; use backend ConfigMap or S3 "
-            "(what was collected is kept)"
-        )
-
-
-_WORKFLOW_DONE = frozenset({"Completed", "Failed", "Cancelled", "Timeout"})
-
-
-def _finalizers(body: Body) -> list[str]:
-    return list(body["metadata"].get("finalizers") or [])
-
-
-def _keep(programs: Programs) -> int:
-    customs = programs.aggregations or any(p.kind == "custom" for p in programs.transforms)
-    return MAX_WHOLE_LIST_RESULTS if customs else 0
-
-
-def _shards(store: SegmentStore) -> list[str]:
-    return list(getattr(store, "shard_names", []))
-
-
-def _with_decision(
-    status: ResultSetStatus, decision: CollectionPlan, opened: Open
-) -> ResultSetStatus:
-    store = opened.store
-    storage = status.storage.model_copy(
-        update={
-            "backend": store.backend,
-            "config_maps": _shards(store),
-            "bucket": getattr(store, "bucket", ""),
-            "prefix": getattr(store, "prefix", ""),
-            "key_id": opened.keys.current.id if opened.keys.current else "",
-        }
+    """`status` with every stored segment it does not count yet counted (for the spec of
+    generation `at[0]`, at time `at[1]`)."""
+    pending = [e for e in opened.ledger.uncounted if e.number >= status.storage.segments]
+    generation, now = at
+    return accounting.count_into(
+        status,
+        resource.spec,
+        programs,
+        pending,
+        name=resource.metadata.name,
+        generation=generation,
+        now=now,
     )
-    if isinstance(store, StatusStore):
-        storage = storage.model_copy(update={"data": store.data, "segment_sha256s": store.sha256s})
-    elif decision.expire:
-        storage = storage.model_copy(update={"config_maps": []})
-    update = {
+
+
+def _with_decision(status: ResultSetStatus, decision: CollectionPlan) -> ResultSetStatus:
+    update: dict[str, object] = {
         "phase": decision.phase,
         "reason": decision.reason,
         "message": decision.message,
-        "storage": storage,
     }
     if decision.served_token is not None:
         update["collect_token"] = decision.served_token
@@ -540,10 +353,3 @@ def _validation_message(error: ValidationError) -> str:
         where = ".".join(str(part) for part in problem["loc"])
         parts.append(f"{where}: {problem['msg']}" if where else str(problem["msg"]))
     return "; ".join(parts)
-
-
-def _parsed(body: Body) -> ResultSet | None:
-    try:
-        return ResultSet.model_validate(body)
-    except ValidationError:
-        return None
