@@ -324,7 +324,7 @@ def _urgent(resource: ResultSet, decision: CollectionPlan, store: SegmentStore) 
     keep coming; a phase change, and anything kept in the status itself, is written at once."""
     if resource.spec.strategy is not Strategy.STREAMING or isinstance(store, StatusStore):
         return True
-    return decision.phase is not resource.status.phase or not decision.more
+    return decision.phase is not resource.status.phase
 
 
 def _next(decision: CollectionPlan, now: datetime.datetime, delay: float | None) -> float | None:

@@ -15,7 +15,9 @@ The controller hands over the selected Tasks as plain `Candidate`s, the uids alr
   anything again);
 - the phase: Pending (waiting for the first read or request), Collecting (a selected Task is not
   finished, a result waits, a named Task or the workflow is not there or not finished), Ready
-  (everything selected has finished and was collected) and when the stored data expires.
+  (everything selected has finished and was collected) and when the stored data expires. The
+  messages do not count anything (status.count does), so they change only with the situation
+  and never cost a status write of their own.
 
 Ordering is by finish time then name, so the segments hold results in the order they finished.
 """
@@ -161,7 +163,7 @@ def _continuous(
             (),
             ResultSetPhase.COLLECTING,
             Reason.WAITING_FOR_BATCH,
-            f"{len(waiting)} result(s) wait for the batch to fill or its interval to pass",
+            "results wait for the batch to fill or its interval to pass",
             requeue_at=requeue_at,
         )
     if running:
@@ -245,7 +247,7 @@ def _still_running(view: CollectionView) -> str:
         return f"waiting for Tasks that do not exist (yet): {shown}{more}"
     unfinished = sum(1 for candidate in view.candidates if not candidate.finished)
     if unfinished:
-        return f"{unfinished} selected Task(s) have not finished"
+        return "selected Tasks have not finished yet"
     if source.workflow_running:
         return "the workflow is still running"
     return ""
@@ -277,7 +279,9 @@ def _ready(view: CollectionView, now: datetime.datetime) -> CollectionPlan:
 
 
 def _collecting(waiting: int) -> str:
-    return f"collecting {waiting} result(s)"
+    # The same words whatever the count, so a message never costs a status write of its own.
+    del waiting
+    return "collecting results as their Tasks finish"
 
 
 def _finish_order(candidate: Candidate) -> tuple[datetime.datetime, str]:
