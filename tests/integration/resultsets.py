@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -185,6 +186,19 @@ def wait_event(
     return message
 
 
+def moment(text: str | None) -> datetime.datetime:
+    """A status timestamp as a datetime (failing the test when it is not one)."""
+    parsed = timestamps.parse_time(text)
+    assert parsed is not None, f"not a timestamp: {text!r}"
+    return parsed
+
+
+def task_phase(api: client.ApiClient, namespace: str, name: str) -> str:
+    """The Task's phase now ("" before its first status)."""
+    task = custom_api(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "tasks", name)
+    return str((task.get("status") or {}).get("phase", ""))
+
+
 def segment_keys(api: client.ApiClient, namespace: str, uid: str) -> dict[str, list[str]]:
     """The keys of each owned ConfigMap shard: binaryData (segments) and data (their sha256s)."""
     return {
@@ -262,6 +276,19 @@ def finish_tasks_directly(
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(finish, range(len(results))))
     return names
+
+
+def delete_tasks(
+    api: client.ApiClient, namespace: str, names: Sequence[str], workers: int = 16
+) -> None:
+    """Delete these Tasks, several at a time (one request for thousands would time out)."""
+    custom = custom_api(api)
+
+    def delete(name: str) -> None:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "tasks", name)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(delete, names))
 
 
 # ----- the local S3 server -----------------------------------------------------------------------

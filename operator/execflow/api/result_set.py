@@ -508,12 +508,11 @@ class StorageStatus(ExecflowModel):
     key_id: str = Field(default="", description="Id of the encryption key of the last segment.")
     data: list[str] = Field(
         default_factory=list,
-        description="Backend Status only: the encoded segments (base64 when compressed or "
-        "encrypted, JSON lines otherwise).",
+        description="Backend Status only: the encoded segments, base64.",
     )
-    segment_sha256s: list[str] = Field(
+    segment_checksums: list[str] = Field(
         default_factory=list,
-        description="Backend Status only: the sha256 of each encoded segment.",
+        description="Backend Status only: the hex sha256 of each encoded segment.",
     )
     left_behind: str = Field(
         default="", description="What could not be deleted, if cleanup gave up."

@@ -214,7 +214,9 @@ def storage_status(
         }
     )
     if isinstance(store, StatusStore):
-        storage = storage.model_copy(update={"data": store.data, "segment_sha256s": store.sha256s})
+        storage = storage.model_copy(
+            update={"data": store.data, "segment_checksums": store.sha256s}
+        )
     return status.model_copy(update={"storage": storage})
 
 

@@ -114,8 +114,11 @@ class ResultSetController:
             return await self._fail(key, body, Reason.INVALID_SPEC, _validation_message(error))
         generation = resource.metadata.generation or 1
         status = resource.status
-        if status.phase is ResultSetPhase.FAILED and status.observed_generation == generation:
-            return Result()  # failed for good until the spec changes
+        # Failed: for good until the spec changes. Expired: its data is deleted, so nothing is
+        # left to read back, verify or add to; the status keeps its counts and aggregations.
+        failed = status.phase is ResultSetPhase.FAILED and status.observed_generation == generation
+        if failed or status.phase is ResultSetPhase.EXPIRED:
+            return Result()
         try:
             programs = compile_programs(resource.spec.aggregations, resource.spec.transforms)
             return await self._collect(key, body, resource, programs, generation)

@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from execflow.api.result_set import Backend, ResultSet, ResultSetStatus
+from execflow.api import timestamps
+from execflow.api.reasons import Reason
+from execflow.api.result_set import Backend, ResultSet, ResultSetPhase, ResultSetStatus
 from execflow.core.resultsets.codec import (
     EncryptionKey,
     decode_segment,
@@ -33,6 +35,7 @@ from execflow.kube.result_storage import (
     S3Credentials,
     S3Store,
     SegmentStore,
+    StorageError,
     StoredSegment,
     s3_client,
 )
@@ -43,6 +46,12 @@ SEGMENT_IDENTITY = "{namespace}/{name}/{uid}/{number}"
 
 class MissingSecretError(Exception):
     """A Secret (or a key in it) the spec names does not exist: the set waits for it."""
+
+
+class ExpiredError(StorageError):
+    """The set's stored data was deleted when its ttl passed (phase Expired): nothing to read."""
+
+    reason = Reason.EXPIRED
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,7 @@ class StatusStore:
 
     def __init__(self, status: ResultSetStatus) -> None:
         self.data = list(status.storage.data)
-        self.sha256s = list(status.storage.segment_sha256s)
+        self.sha256s = list(status.storage.segment_checksums)
 
     async def put(self, number: int, data: bytes, sha256: str) -> StoredSegment:
         if number != len(self.data):
@@ -210,9 +219,21 @@ class ReadBack:
 async def read_result_set(kube: Kube, namespace: str, name: str) -> ReadBack:
     """Every record a ResultSet stored, in collection order, after verifying every checksum and
     decrypting with its Secret (ChecksumMismatchError, DecryptionFailedError, StorageError,
-    MissingSecretError). Records stored but not yet counted by the status are included."""
+    MissingSecretError; ExpiredError once the ttl deleted the data). Records stored but not yet
+    counted by the status are included."""
     body = await kube.get(RESULTSETS, namespace, name)
     resource = ResultSet.model_validate(body)
+    status = resource.status
+    if status.phase is ResultSetPhase.EXPIRED:
+        when = (
+            f"at {timestamps.format_time(status.expired_at)}"
+            if status.expired_at is not None
+            else "when its ttl passed"
+        )
+        raise ExpiredError(
+            f"its stored data expired and was deleted {when}; the status keeps the count "
+            f"({status.count}) and the aggregations"
+        )
     keys = await encryption_keys(kube, resource)
     store = await open_store(kube, resource)
     entries = await read_segments(store, owner_of(resource), keys.available)
