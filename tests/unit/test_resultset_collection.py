@@ -15,7 +15,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execflow.api.result_set import ResultSetPhase, ResultSetSpec, ResultSetStatus
+from execflow.api.result_set import ResultSetSpec
+from execflow.api.result_set_status import ResultSetPhase, ResultSetStatus
 from execflow.core.resultsets import accounting, aggregations
 from execflow.core.resultsets.codec import CHAIN_START, chained_checksum
 from execflow.core.resultsets.collection import (

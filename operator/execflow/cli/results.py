@@ -24,7 +24,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from execflow.api.result_set import ResultSet, ResultSetPhase, Strategy
+from execflow.api.result_set import ResultSet, Strategy
+from execflow.api.result_set_status import ResultSetPhase
 from execflow.core.resultsets.errors import ResultSetError
 from execflow.core.resultsets.transforms import compile_programs, transform_outputs
 from execflow.kube.client import RESULTSETS, Kube

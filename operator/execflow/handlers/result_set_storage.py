@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from execflow import metrics
 from execflow.api import timestamps
 from execflow.api.reasons import Reason
-from execflow.api.result_set import ResultSet, ResultSetStatus
+from execflow.api.result_set import ResultSet
+from execflow.api.result_set_status import ResultSetStatus
 from execflow.core.resultsets import accounting
 from execflow.core.resultsets.codec import encode_segment
 from execflow.core.resultsets.collection import Candidate, CollectionPlan

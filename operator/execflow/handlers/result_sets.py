@@ -26,7 +26,8 @@ from pydantic import ValidationError
 from execflow import metrics
 from execflow.api import timestamps
 from execflow.api.reasons import Reason
-from execflow.api.result_set import Backend, ResultSet, ResultSetPhase, ResultSetStatus, Strategy
+from execflow.api.result_set import Backend, ResultSet, Strategy
+from execflow.api.result_set_status import ResultSetPhase, ResultSetStatus
 from execflow.core.conditions import Health, status_write
 from execflow.core.resultsets import accounting
 from execflow.core.resultsets.collection import (

@@ -17,7 +17,8 @@ from typing import Any
 
 from execflow.api import timestamps
 from execflow.api.reasons import Reason
-from execflow.api.result_set import Backend, ResultSet, ResultSetPhase, ResultSetStatus
+from execflow.api.result_set import Backend, ResultSet
+from execflow.api.result_set_status import ResultSetPhase, ResultSetStatus
 from execflow.core.resultsets.codec import (
     EncryptionKey,
     decode_segment,

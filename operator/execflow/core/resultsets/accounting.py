@@ -19,7 +19,8 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from execflow.api.result_set import ItemSummary, ResultSetStatus, ResultSetTemplate, TransformType
+from execflow.api.result_set import ResultSetTemplate, TransformType
+from execflow.api.result_set_status import ItemSummary, ResultSetStatus
 from execflow.api.timestamps import parse_time
 from execflow.core.resultsets import aggregations
 from execflow.core.resultsets.codec import CHAIN_START, chain_checksum

@@ -31,7 +31,8 @@ from typing import Any
 
 from execflow.api.durations import parse_duration
 from execflow.api.reasons import Reason
-from execflow.api.result_set import ResultSetPhase, ResultSetSpec, Strategy
+from execflow.api.result_set import ResultSetSpec, Strategy
+from execflow.api.result_set_status import ResultSetPhase
 from execflow.api.task import TaskPhase
 from execflow.api.timestamps import format_time
 from execflow.core.resultsets.filters import passes
