@@ -120,9 +120,9 @@ class Outcomes:
 def prepare_s3(api: client.ApiClient, namespace: str) -> bool:
     """Where the local cluster's S3 server runs: its Secret and a random encryption key in the
     namespace, and the bucket. False (the S3 example is left out) where there is none."""
-    import boto3
-    import botocore.config
     import botocore.exceptions
+
+    from execflow.kube.result_storage import S3Credentials, s3_client
 
     core = client.CoreV1Api(api)
     try:
@@ -141,13 +141,8 @@ def prepare_s3(api: client.ApiClient, namespace: str) -> bool:
         namespace,
         client.V1Secret(metadata=client.V1ObjectMeta(name="results-key"), data={"key": key}),
     )
-    s3 = boto3.session.Session().client(
-        "s3",
-        endpoint_url=values["endpoint"],
-        aws_access_key_id=values["accessKeyId"],
-        aws_secret_access_key=values["secretAccessKey"],
-        region_name="us-east-1",
-        config=botocore.config.Config(s3={"addressing_style": "path"}),
+    s3 = s3_client(
+        S3Credentials(values["endpoint"], values["accessKeyId"], values["secretAccessKey"])
     )
     try:
         s3.create_bucket(Bucket=S3_BUCKET)

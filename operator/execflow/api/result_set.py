@@ -32,6 +32,8 @@ from execflow.api.durations import Duration
 from execflow.api.result_set_status import ResultSetStatus
 from execflow.api.task import TaskPhase
 
+COLLECT_ANNOTATION = "execflow.dev/collect"
+"""A new value asks a Lazy set to start collecting, or an OnDemand set for one snapshot."""
 AGGREGATIONS_MAX = 32
 """Most aggregations in one ResultSet."""
 TRANSFORMS_MAX = 32

@@ -110,6 +110,10 @@ class WorkflowPhase(enum.StrEnum):
         )
 
 
+FINAL_PHASES = frozenset(phase.value for phase in WorkflowPhase if phase.is_terminal)
+"""The phases a workflow ends in, as its status spells them."""
+
+
 class StepPhase(enum.StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"

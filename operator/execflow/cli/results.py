@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from execflow.api.result_set import ResultSet, Strategy
+from execflow.api.result_set import COLLECT_ANNOTATION, ResultSet, Strategy
 from execflow.api.result_set_status import ResultSetPhase
 from execflow.core.resultsets.errors import ResultSetError
 from execflow.core.resultsets.transforms import compile_programs, transform_outputs
@@ -34,7 +34,6 @@ from execflow.kube.errors import ApiError
 from execflow.kube.result_access import MissingSecretError, read_result_set
 from execflow.kube.result_storage import StorageError
 
-COLLECT_ANNOTATION = "execflow.dev/collect"
 CSV_COLUMNS = ("task", "phase", "source", "tags", "completionTime", "sha256")
 
 

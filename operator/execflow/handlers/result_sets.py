@@ -26,8 +26,9 @@ from pydantic import ValidationError
 from execflow import metrics
 from execflow.api import timestamps
 from execflow.api.reasons import Reason
-from execflow.api.result_set import Backend, ResultSet, Strategy
+from execflow.api.result_set import COLLECT_ANNOTATION, Backend, ResultSet, Strategy
 from execflow.api.result_set_status import ResultSetPhase, ResultSetStatus
+from execflow.api.workflow import FINAL_PHASES as WORKFLOW_FINAL
 from execflow.core.conditions import Health, status_write
 from execflow.core.resultsets import accounting
 from execflow.core.resultsets.collection import (
@@ -54,7 +55,6 @@ from execflow.runtime.store import Body, uid_of
 log = logging.getLogger("execflow.resultsets")
 
 Key = tuple[str, str]
-COLLECT_ANNOTATION = "execflow.dev/collect"
 STREAMING_STATUS_SECONDS = 5.0
 """Streaming: the status follows storage at most this often (storage is written at once)."""
 RETRY_SECONDS = 10.0
@@ -67,7 +67,6 @@ _HEALTH = {
     ResultSetPhase.EXPIRED: Health.READY,
     ResultSetPhase.FAILED: Health.FAILED,
 }
-_WORKFLOW_DONE = frozenset({"Completed", "Failed", "Cancelled", "Timeout"})
 
 
 def health(phase: str) -> Health:
@@ -183,7 +182,7 @@ class ResultSetController:
             else:
                 workflow_uid = uid_of(workflow)
                 phase = (workflow.get("status") or {}).get("phase")
-                state = SourceState(workflow_running=phase not in _WORKFLOW_DONE)
+                state = SourceState(workflow_running=phase not in WORKFLOW_FINAL)
             tasks = self.stores.tasks.indexed("owner", workflow_uid) if workflow_uid else []
         elif source.task_refs is not None:
             named = {name: self.stores.tasks.named(namespace, name) for name in source.task_refs}

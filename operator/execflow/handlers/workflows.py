@@ -17,7 +17,7 @@ from collections.abc import Callable
 from execflow import metrics
 from execflow.api import timestamps
 from execflow.api.reasons import Reason
-from execflow.api.workflow import WorkflowPhase, WorkflowStatus
+from execflow.api.workflow import FINAL_PHASES, WorkflowPhase, WorkflowStatus
 from execflow.core.conditions import Health, status_write
 from execflow.core.workflows.children import result_set
 from execflow.core.workflows.planner import ChildPatch, WorkflowPlan, failed, plan
@@ -34,7 +34,6 @@ log = logging.getLogger("execflow.workflows")
 
 Key = tuple[str, str]
 PROGRESS_SECONDS = 2.0
-_DONE = frozenset({"Completed", "Failed", "Cancelled", "Timeout"})
 
 _HEALTH = {
     WorkflowPhase.PENDING: Health.PROGRESSING,
@@ -162,7 +161,7 @@ class WorkflowController:
     async def _ensure_result_set(self, body: Body) -> None:
         """Create the ResultSet `spec.resultSet` asks for, once, while the workflow runs."""
         template = (body.get("spec") or {}).get("resultSet")
-        if not template or (body.get("status") or {}).get("phase") in _DONE:
+        if not template or (body.get("status") or {}).get("phase") in FINAL_PHASES:
             return
         namespace, name = name_of(body)
         if self.stores.resultsets.named(namespace, name) is not None:
