@@ -6,6 +6,8 @@ are the facts every execflow test builds on.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
+from execflow.devcluster import processes
+from execflow.devcluster.cluster import LocalCluster
 from tests.integration.conftest import LOCAL_SHAPE
 from tests.integration.waiting import wait_for
 
@@ -193,3 +197,39 @@ def test_service_account_without_role_is_forbidden(
         as_nobody.list_namespaced_pod(namespace)
     assert refused.value.status == 403
     assert f"system:serviceaccount:{namespace}:nobody" in refused.value.body
+
+
+@pytest.mark.parametrize("victim", ["kwok", "kube-scheduler"])
+def test_up_restarts_only_the_component_that_died(
+    api: client.ApiClient, namespace: str, local_cluster: LocalCluster | None, victim: str
+) -> None:
+    if local_cluster is None:
+        pytest.skip("needs the project's local cluster")
+    state = local_cluster.state()
+    assert state is not None
+    before = dict(state.pids)
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="kept"), data={"a": "1"}),
+    )
+    os.killpg(before[victim], signal.SIGKILL)
+    wait_for(lambda: not processes.alive(before[victim]), 10, f"{victim} to die")
+
+    messages: list[str] = []
+    local_cluster.up(LOCAL_SHAPE, messages.append)
+
+    after = local_cluster.state()
+    assert after is not None
+    restarted = after.pids[victim]
+    assert restarted != before[victim]
+    assert processes.alive(restarted) and processes.runs(restarted, victim)
+    assert {k: v for k, v in after.pids.items() if k != victim} == {
+        k: v for k, v in before.items() if k != victim
+    }, "the components that ran kept running"
+    assert after.ports == state.ports
+    assert not any("afresh" in message for message in messages), messages
+    assert core.read_namespaced_config_map("kept", namespace).data == {"a": "1"}
+    # The new process does its job: kwok simulates the pod, kube-scheduler binds it.
+    core.create_namespaced_pod(namespace, _pod("after", {}))
+    assert _finished_pod(core, namespace, "after").status.phase == "Succeeded"

@@ -4,7 +4,8 @@ Everything runs on 127.0.0.1 with TLS, client-certificate identities, RBAC autho
 service-account token signing, as a real cluster does; only the nodes are fake (kwok), and pods on
 them follow the project's simulation stages. An S3 server runs next to it (object_store.py). All
 state (data, certificates, kubeconfigs, logs, pids) lives in one folder, so `down` is a clean slate
-and a second `up` reuses what already runs, adding only what is missing.
+and a second `up` reuses what already runs: components that stopped are started again with the
+same ports, data and certificates, and the folder is only wiped when that state cannot be reused.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import time
 import urllib.error
@@ -22,14 +21,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from execflow.devcluster import object_store, pki, processes
+from execflow.devcluster import nodes, object_store, pki, probes, processes
 from execflow.devcluster.build import ensure_binaries
 from execflow.devcluster.components import state_dir
-from execflow.devcluster.configuration import NODE_ANNOTATION, SERVICE_IP, command_line, kubeconfig
+from execflow.devcluster.configuration import SERVICE_IP, command_line, kubeconfig
+from execflow.devcluster.nodes import NodeShape
+from execflow.devcluster.probes import free_port
+
+# NodeShape and free_port are named here too: callers take them where they take the cluster.
+__all__ = ["CONTROL_PLANE", "START_ORDER", "ClusterError", "LocalCluster", "NodeShape", "free_port"]
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 # The S3 server comes last: publishing its Secret needs the API server.
@@ -40,14 +43,6 @@ class ClusterError(RuntimeError):
     """The cluster could not be brought up; the message names the component and its log tail."""
 
 
-@dataclass(frozen=True)
-class NodeShape:
-    count: int = 4
-    cpu: str = "8"
-    memory: str = "32Gi"
-    pods: int = 1000
-
-
 @dataclass
 class ClusterState:
     ports: dict[str, int] = field(default_factory=dict)
@@ -56,41 +51,15 @@ class ClusterState:
 
     @classmethod
     def load(cls, path: Path) -> ClusterState | None:
-        if not path.exists():
+        """The saved state; None when there is none or it cannot be read."""
+        try:
+            raw = json.loads(path.read_text())
+            return cls(ports=raw["ports"], pids=raw["pids"], nodes=NodeShape(**raw["nodes"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        raw = json.loads(path.read_text())
-        return cls(ports=raw["ports"], pids=raw["pids"], nodes=NodeShape(**raw["nodes"]))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(
-    url: str,
-    healthy: Callable[[bytes], bool] = lambda _body: True,
-    context: ssl.SSLContext | None = None,
-) -> bool:
-    """Whether a health endpoint answers 200 with a healthy body."""
-    try:
-        with urllib.request.urlopen(url, context=context, timeout=2) as reply:
-            return bool(reply.status == 200) and healthy(reply.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return False
-
-
-def _post_json(url: str, body: Any) -> Any:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())
 
 
 class LocalCluster:
@@ -127,13 +96,25 @@ class LocalCluster:
 
     # ----- lifecycle ----------------------------------------------------------------------
     def up(self, shape: NodeShape, progress: Callable[[str], None]) -> Path:
+        """Start the cluster, or reuse the one in the folder: what runs is kept, what stopped is
+        started again. Only a state that cannot be reused is wiped first (and `progress` says why).
+        """
         state = self.state()
         if state is not None and self._control_plane_ready(state):
             progress(f"reusing the running cluster in {self.dir}")
             self._serve_objects(state, ensure_binaries(progress), progress)
             return self.kubeconfig
-        if self.state_file.exists():
-            progress("a previous cluster is partly running: stopping it first")
+        if state is not None:
+            why = self._unusable(state)
+            if why is None:
+                try:
+                    return self._revive(state, progress)
+                except (ClusterError, OSError) as error:
+                    why = f"restarting what had stopped failed: {error}"
+            progress(f"cannot reuse the cluster in {self.dir}, starting afresh: {why}")
+            self.down(progress)
+        elif self.state_file.exists():
+            progress(f"cannot read {self.state_file}, starting afresh")
             self.down(progress)
         binaries = ensure_binaries(progress)
         started = time.monotonic()
@@ -149,8 +130,7 @@ class LocalCluster:
             for name in CONTROL_PLANE:
                 self._spawn(name, binaries, state)
                 progress(f"started {name} (pid {state.pids[name]})")
-            self._create_nodes(state)
-            self._wait_nodes_ready(state)
+            self._wait_nodes(state)
             self._wait_default_service_account(state)
             self._serve_objects(state, binaries, progress)
         except ClusterError:
@@ -195,7 +175,39 @@ class LocalCluster:
             processes.stop(pid, name, grace=30)
         binaries = ensure_binaries(progress)
         self._spawn(name, binaries, state)
+        if name == "kwok":
+            self._wait_nodes(state)
         progress(f"restarted {name} (pid {state.pids[name]})")
+
+    def _unusable(self, state: ClusterState) -> str | None:
+        """Why the stopped parts of this cluster cannot be started again as they were, or None."""
+        ports = {"etcd-peer", *CONTROL_PLANE} - state.ports.keys()
+        if ports:
+            return f"{self.state_file} has no port for {', '.join(sorted(ports))}"
+        absent = pki.missing(self.pki_dir)
+        if absent:
+            return f"{self.pki_dir} lacks {', '.join(absent)}"
+        if not (self.dir / "etcd" / "member").is_dir():
+            return f"the etcd data in {self.dir / 'etcd'} is missing"
+        return None
+
+    def _revive(self, state: ClusterState, progress: Callable[[str], None]) -> Path:
+        """Start the components that stopped, on their ports, with their data and certificates."""
+        stopped = [name for name in CONTROL_PLANE if not self._runs(name, state)]
+        restarting = f"restarting {', '.join(stopped)}" if stopped else "waiting for the API server"
+        progress(f"the cluster in {self.dir} is partly running: {restarting}")
+        binaries = ensure_binaries(progress)
+        self.logs.mkdir(exist_ok=True)
+        self._write_kubeconfigs(state)
+        self._write_stages()
+        for name in stopped:
+            self._spawn(name, binaries, state)
+            progress(f"restarted {name} (pid {state.pids[name]})")
+        # The API server may still be reconnecting to a restarted etcd.
+        self._wait_started("kube-apiserver", state)
+        self._wait_nodes(state)
+        self._serve_objects(state, binaries, progress)
+        return self.kubeconfig
 
     def compact_etcd(self) -> int:
         """Compact etcd's history up to its current revision; returns that revision.
@@ -206,9 +218,9 @@ class LocalCluster:
         if state is None:
             raise ClusterError("no local cluster to compact")
         base = f"http://127.0.0.1:{state.ports['etcd']}/v3/kv"
-        header = _post_json(f"{base}/range", {"key": "Lw=="})["header"]  # any key: "/"
+        header = probes.post_json(f"{base}/range", {"key": "Lw=="})["header"]  # any key: "/"
         revision = int(header["revision"])
-        _post_json(f"{base}/compaction", {"revision": revision, "physical": True})
+        probes.post_json(f"{base}/compaction", {"revision": revision, "physical": True})
         return revision
 
     def _serve_objects(
@@ -226,7 +238,7 @@ class LocalCluster:
         where = f"{object_store.SECRET_NAMESPACE}/{object_store.SECRET_NAME}"
         try:
             object_store.publish(
-                lambda method, path, body: self._api(state, method, path, body),
+                self._caller(state),
                 state.ports[name],
                 self.s3.credentials(),
             )
@@ -241,6 +253,9 @@ class LocalCluster:
         else:
             args = command_line(name, str(binaries[name]), state.ports, self.dir)
         if name == "kwok":
+            # A kwok started again is a new holder of the node Leases (nodes.py).
+            self._wait_started("kube-apiserver", state)
+            nodes.release_leases(self._caller(state))
             # kwok reads ~/.kwok/kwok.yaml when present: keep a user's file out of it.
             home = self.dir / "kwok-home"
             home.mkdir(exist_ok=True)
@@ -282,48 +297,24 @@ class LocalCluster:
         (self.dir / "kwok-stages.yaml").write_text(text)
 
     # ----- readiness -------------------------------------------------------------------------
-    def _client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
-        context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
-        return context
-
-    def _api(self, state: ClusterState, method: str, path: str, body: Any = None) -> Any:
-        url = f"https://127.0.0.1:{state.ports['kube-apiserver']}{path}"
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        request.add_header("Accept", "application/json")
-        with urllib.request.urlopen(request, context=self._client_context(), timeout=10) as reply:
-            payload = reply.read()
-        return json.loads(payload) if payload.startswith(b"{") else payload.decode()
-
     def _apiserver_ready(self, state: ClusterState) -> bool:
-        try:
-            return bool(self._api(state, "GET", "/readyz") == "ok")
-        except (OSError, urllib.error.URLError, ssl.SSLError):
-            return False
+        return probes.apiserver_ready(self._caller(state))
+
+    def _caller(self, state: ClusterState) -> probes.ApiRequest:
+        return probes.admin_api(self.pki_dir, state.ports["kube-apiserver"])
+
+    def _runs(self, name: str, state: ClusterState) -> bool:
+        pid = state.pids.get(name)
+        return pid is not None and processes.alive(pid) and processes.runs(pid, name)
 
     def _control_plane_ready(self, state: ClusterState) -> bool:
-        pids = [state.pids.get(name) for name in CONTROL_PLANE]
-        running = all(pid is not None and processes.alive(pid) for pid in pids)
+        running = all(self._runs(name, state) for name in CONTROL_PLANE)
         return running and self._apiserver_ready(state)
 
     def _probe(self, name: str, state: ClusterState) -> bool:
         if name == object_store.NAME:
             return object_store.answers(state.ports[name])
-        port = state.ports.get(name)
-        if name == "kube-apiserver":
-            return self._apiserver_ready(state)
-        if name == "etcd":
-            return _answers(f"http://127.0.0.1:{port}/health", lambda body: b'"true"' in body)
-        if name in ("kube-controller-manager", "kube-scheduler"):
-            insecure = ssl.create_default_context()
-            insecure.check_hostname = False
-            insecure.verify_mode = ssl.CERT_NONE
-            return _answers(f"https://127.0.0.1:{port}/healthz", context=insecure)
-        if name == "kwok":
-            return _answers(f"http://127.0.0.1:{port}/healthz")
-        return True
+        return probes.component_ready(name, state.ports[name], self._caller(state))
 
     def _wait(
         self, what: str, component: str, check: Callable[[], bool], timeout: float = 120
@@ -350,54 +341,22 @@ class LocalCluster:
     def _wait_started(self, name: str, state: ClusterState) -> None:
         self._wait(f"starting {name}", name, lambda: self._probe(name, state))
 
-    def _create_nodes(self, state: ClusterState) -> None:
-        shape = state.nodes
-        resources_ = {"cpu": shape.cpu, "memory": shape.memory, "pods": str(shape.pods)}
-        existing = {
-            item["metadata"]["name"] for item in self._api(state, "GET", "/api/v1/nodes")["items"]
-        }
-        for index in range(shape.count):
-            name = f"kwok-node-{index}"
-            if name in existing:
-                continue
-            self._api(
-                state,
-                "POST",
-                "/api/v1/nodes",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "metadata": {
-                        "name": name,
-                        "annotations": {NODE_ANNOTATION: "fake"},
-                        "labels": {
-                            "type": "kwok",
-                            "kubernetes.io/hostname": name,
-                            "kubernetes.io/os": "linux",
-                            "kubernetes.io/arch": "amd64",
-                        },
-                    },
-                    "status": {"allocatable": resources_, "capacity": resources_},
-                },
-            )
-
-    def _wait_nodes_ready(self, state: ClusterState) -> None:
-        def ready() -> bool:
-            nodes = self._api(state, "GET", "/api/v1/nodes?labelSelector=type%3Dkwok")["items"]
-            count = sum(
-                1
-                for node in nodes
-                for condition in node.get("status", {}).get("conditions", [])
-                if condition["type"] == "Ready" and condition["status"] == "True"
-            )
-            return count >= state.nodes.count
-
-        self._wait("waiting for the fake nodes to become Ready", "kwok", ready)
+    def _wait_nodes(self, state: ClusterState) -> None:
+        """Create the fake nodes that are missing; wait until kwok holds them and they are Ready."""
+        api = self._caller(state)
+        nodes.create(api, state.nodes)
+        self._wait(
+            "waiting for the fake nodes to become Ready",
+            "kwok",
+            lambda: nodes.managed(api, state.nodes.count),
+        )
 
     def _wait_default_service_account(self, state: ClusterState) -> None:
+        api = self._caller(state)
+
         def exists() -> bool:
             try:
-                self._api(state, "GET", "/api/v1/namespaces/default/serviceaccounts/default")
+                api("GET", "/api/v1/namespaces/default/serviceaccounts/default", None)
             except urllib.error.HTTPError:
                 return False
             return True

@@ -18,6 +18,11 @@ SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.0.0.1/16"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
+# A fake node's Lease lasts 40 s (kubelet's default) and kwok renews it every quarter of that.
+NODE_LEASE_SECONDS = 40
+# How long the node controller waits for a renewal before it marks a node NotReady (see its
+# command line below).
+NODE_MONITOR_GRACE_SECONDS = 90
 
 
 def kubeconfig(server: str, pki_dir: Path, identity: pki.Identity) -> dict[str, Any]:
@@ -119,6 +124,16 @@ def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Pa
             "--kube-api-burst=400",
             "--concurrent-job-syncs=20",
             "--concurrent-gc-syncs=40",
+            # kwok renews each node's Lease every NODE_LEASE_SECONDS / 4 = 10 s. With the default
+            # grace (50 s), a burst that starves kwok, the API server or this process of CPU for
+            # ~40 s marks every node NotReady. 90 s rides out about eight missed renewals, and a
+            # kwok that really died still shows as NotReady within ~95 s (grace + the default 5 s
+            # --node-monitor-period, kept), long before its pods would be evicted (300 s).
+            f"--node-monitor-grace-period={NODE_MONITOR_GRACE_SECONDS}s",
+            # Eviction flags keep their defaults: with 4 nodes, when 3 or more are NotReady at
+            # once (a dead or starved kwok) the controller stops evicting, and when all are it
+            # lifts their taints; only one or two nodes out of four lost get their pods evicted,
+            # as in a real cluster.
         ]
     if name == "kube-scheduler":
         kubeconfig = directory / "kube-scheduler.kubeconfig"
@@ -141,5 +156,9 @@ def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Pa
             f"--cidr={POD_CIDR}",
             "--node-ip=10.0.0.1",
             f"--server-address=127.0.0.1:{p['kwok']}",
+            # Without it kwok keeps no node Lease, and the node controller only sees the
+            # heartbeat stage (stages/nodes.yaml) once a minute: more than the default 50 s
+            # grace, so every node went NotReady between two heartbeats, even on an idle machine.
+            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
         ]
     raise KeyError(name)

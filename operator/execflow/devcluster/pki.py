@@ -140,3 +140,11 @@ def generate(directory: Path, service_ip: str) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def missing(directory: Path) -> list[str]:
+    """The files `generate` writes that are not in directory (all of them when it is absent)."""
+    stems = ("ca", "apiserver", *(identity.file_stem for identity in CLIENT_IDENTITIES))
+    names = [f"{stem}.{ending}" for stem in stems for ending in ("crt", "key")]
+    names += ["sa.key", "sa.pub"]
+    return [name for name in names if not (directory / name).is_file()]
