@@ -95,7 +95,7 @@ def read_back(kubeconfig: Path, namespace: str, name: str) -> list[dict[str, Any
         try:
             return (await read_result_set(Kube.connect(connection), namespace, name)).records
         finally:
-            connection.close()
+            await connection.close()
 
     return asyncio.run(read())
 

@@ -291,7 +291,7 @@ def run_with_kube(kubeconfig: Path, body: Callable[[Kube], Any]) -> Any:
         try:
             return await body(Kube.connect(connection))
         finally:
-            connection.close()
+            await connection.close()
 
     return asyncio.run(main())
 

@@ -9,7 +9,6 @@ is counted as a write.
 import asyncio
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,11 +18,13 @@ from kubernetes.client.rest import ApiException
 from execflow.api.task import TaskPhase, TaskStatus
 from execflow.kube.client import JOBS, TASKS, Kube, Request
 from execflow.kube.errors import (
+    AlreadyExistsError,
     ConflictError,
     ForbiddenError,
     InvalidError,
     NotFoundError,
     UnavailableError,
+    from_reply,
 )
 
 
@@ -55,10 +56,11 @@ def run(script: Script, call: Callable[[Kube], Any], attempts: int = 5) -> tuple
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
+    async def transport(request: Request) -> Any:
+        return script(request)
+
     async def main() -> Any:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            kube = Kube(script, pool, sleep=sleep, attempts=attempts)
-            return await call(kube)
+        return await call(Kube(transport, sleep=sleep, attempts=attempts))
 
     return asyncio.run(main()), slept
 
@@ -168,3 +170,38 @@ def test_writes_are_counted_reads_are_not() -> None:
     writes, _ = run(script, calls)
 
     assert writes == 2
+
+
+def test_a_transport_raising_classified_errors_is_retried_the_same_way() -> None:
+    replies: list[Any] = [
+        from_reply(503, "Service Unavailable", b'{"reason": "ServiceUnavailable"}', {}),
+        from_reply(429, "Too Many Requests", b"{}", {"Retry-After": "3"}),
+        {"status": {"phase": "Running"}},
+    ]
+    slept: list[float] = []
+
+    async def transport(request: Request) -> Any:
+        reply = replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    reply = asyncio.run(status_patch(Kube(transport, sleep=sleep)))
+
+    assert reply == {"status": {"phase": "Running"}}
+    assert slept == [0.1, 3.0]
+
+
+def test_replies_are_classified_by_status_and_reason() -> None:
+    gone = from_reply(
+        404, "Not Found", b'{"reason": "NotFound", "message": "tasks x not found"}', {}
+    )
+    taken = from_reply(409, "Conflict", b'{"reason": "AlreadyExists", "message": "exists"}', {})
+    refused = from_reply(422, "Unprocessable Entity", b"not json", None)
+
+    assert isinstance(gone, NotFoundError) and gone.message == "tasks x not found"
+    assert isinstance(taken, AlreadyExistsError)
+    assert isinstance(refused, InvalidError) and refused.message == "Unprocessable Entity"

@@ -71,13 +71,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"execflow: {error}", file=sys.stderr)
         return 2
     namespace = args.namespace or _context_namespace(args.kubeconfig)
+
+    async def read() -> str:
+        try:
+            return await _read(Kube.connect(connection), namespace, args)
+        finally:
+            await connection.close()
+
     try:
-        text = asyncio.run(_read(Kube.connect(connection), namespace, args))
+        text = asyncio.run(read())
     except ReadError as error:
         print(f"execflow: {error}", file=sys.stderr)
         return 1
-    finally:
-        connection.close()
     if args.out == "-":
         sys.stdout.write(text)
     else:

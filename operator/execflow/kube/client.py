@@ -11,20 +11,19 @@ Each operation comes with the answer that makes reconciles idempotent:
 - `get` reads one object and `list` the objects with a label: the only reads, for what is not
   watched (a Secret's key, a ResultSet's stored segments); everything else comes from the stores.
 
-Bodies travel as plain JSON: requests skip the client's model classes both ways, which would only
-convert dicts into objects and back. Transient failures (`UnavailableError`) are retried here a few
-times with exponential backoff (honouring Retry-After) before they reach the caller, who then
-backs off per object; every other error is raised at once, classified (see `errors`). Every
-request names the field manager `execflow`, and every write is counted by verb and resource.
+Bodies travel as plain JSON (no model classes, which would only convert dicts into objects and
+back), over the transport of `execflow.kube.http`. Transient failures (`UnavailableError`) are
+retried here a few times with exponential backoff (honouring Retry-After) before they reach the
+caller, who then backs off per object; every other error is raised at once, classified (see
+`errors`). Every request names the field manager `execflow`, and every write is counted by verb
+and resource.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +38,12 @@ from execflow.kube.errors import (
     UnavailableError,
     classify,
 )
+from execflow.kube.http import Request
 
 log = logging.getLogger("execflow.kube")
 
 FIELD_MANAGER = "execflow"
 MERGE_PATCH = "application/merge-patch+json"
-JSON = "application/json"
 ATTEMPTS = 5
 FIRST_DELAY = 0.1
 MAX_DELAY = 2.0
@@ -88,43 +87,10 @@ CONFIG_MAPS = Resource("", "v1", "configmaps")
 SECRETS = Resource("", "v1", "secrets")
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One API request, as the transport sends it."""
-
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...] = ()
-    body: Any = None
-    content_type: str = JSON
-
-
-Transport = Callable[[Request], Any]
-"""Sends a request and returns the decoded JSON reply; raises the client's exceptions."""
+Transport = Callable[[Request], Awaitable[Any]]
+"""Sends a request and returns the decoded JSON reply; raises ApiError or a transport error."""
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def client_transport(connection: Connection) -> Transport:
-    """The real transport: the Kubernetes client's authenticated HTTP, without its models."""
-    api = connection.api_client
-
-    def send(request: Request) -> Any:
-        response = api.call_api(
-            request.path,
-            request.method,
-            query_params=list(request.query),
-            header_params={"Accept": JSON, "Content-Type": request.content_type},
-            body=request.body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-            _request_timeout=connection.request_timeout,
-        )
-        data = response.data
-        return json.loads(data) if data else None
-
-    return send
 
 
 class Kube:
@@ -133,21 +99,19 @@ class Kube:
     def __init__(
         self,
         transport: Transport,
-        pool: Executor,
         *,
         sleep: Sleep = asyncio.sleep,
         attempts: int = ATTEMPTS,
     ) -> None:
         self._transport = transport
-        self._pool = pool
         self._sleep = sleep
         self._attempts = attempts
         self.writes = 0
 
     @classmethod
     def connect(cls, connection: Connection) -> Kube:
-        """The layer over a real connection: its HTTP client and its thread pool."""
-        return cls(client_transport(connection), connection.pool)
+        """The layer over a real connection."""
+        return cls(connection.transport)
 
     async def patch_status(
         self,
@@ -269,13 +233,12 @@ class Kube:
         return reply
 
     async def _send(self, request: Request) -> Any:
-        loop = asyncio.get_running_loop()
         delay = FIRST_DELAY
         attempt = 1
         while True:
             try:
-                return await loop.run_in_executor(self._pool, self._transport, request)
-            except TRANSPORT_ERRORS as raised:
+                return await self._transport(request)
+            except (ApiError, *TRANSPORT_ERRORS) as raised:
                 error = classify(raised)
                 if not isinstance(error, UnavailableError) or attempt >= self._attempts:
                     raise error from raised

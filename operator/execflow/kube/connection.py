@@ -1,18 +1,17 @@
-"""One Kubernetes API client for the whole operator, and a pool to call it without blocking.
+"""One connection to the API server for the whole operator: credentials and an HTTP transport.
 
-The official client is synchronous; every request runs on a bounded thread pool so the operator's
-event loop never waits on the network. Requests identify themselves as `execflow/<version>`.
+Credentials are found as kubectl finds them (an explicit kubeconfig, in-cluster service account,
+then the default kubeconfig) by the official client's loader; requests go over the asyncio
+transport of `execflow.kube.http` and identify themselves as `execflow/<version>`.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from kubernetes import client, config
 
 from execflow import __version__
+from execflow.kube.http import HttpTransport
 
-API_THREADS = 32
 REQUEST_TIMEOUT = 30.0
 USER_AGENT = f"execflow/{__version__}"
 
@@ -41,13 +40,8 @@ class Connection:
     def __init__(self, kubeconfig: str | None = None) -> None:
         configuration = client.Configuration()
         _load(configuration, kubeconfig)
-        configuration.connection_pool_maxsize = API_THREADS
         self.configuration = configuration
-        self.api_client = client.ApiClient(configuration)
-        self.api_client.user_agent = USER_AGENT
-        self.request_timeout = REQUEST_TIMEOUT
-        self.pool = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube-api")
+        self.transport = HttpTransport(configuration, REQUEST_TIMEOUT, USER_AGENT)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.api_client.close()
+    async def close(self) -> None:
+        await self.transport.close()

@@ -16,13 +16,21 @@ The API server's answer decides the class, not the call site:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import urllib3
 from kubernetes.client.rest import ApiException
 
-TRANSPORT_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, TimeoutError)
-"""What the Kubernetes client and its transport raise for a failed request."""
+TRANSPORT_ERRORS = (
+    ApiException,
+    urllib3.exceptions.HTTPError,
+    aiohttp.ClientError,
+    OSError,
+    TimeoutError,
+)
+"""What the Kubernetes client and the HTTP transports raise for a failed request."""
 
 
 class ApiError(Exception):
@@ -60,16 +68,15 @@ class UnavailableError(ApiError):
     """A transient failure: throttled, server error, timeout or no connection."""
 
 
-def _body(error: ApiException) -> dict[str, Any]:
+def _parsed(payload: str | bytes | None) -> dict[str, Any]:
     try:
-        parsed = json.loads(error.body or "{}")
+        parsed = json.loads(payload or "{}")
     except (TypeError, ValueError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _retry_after(error: ApiException) -> float | None:
-    headers = error.headers or {}
+def _retry_after(headers: Any) -> float | None:
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
     try:
         return float(value) if value is not None else None
@@ -99,13 +106,19 @@ def classify(error: BaseException) -> ApiError:
 
 
 def _from_response(error: ApiException) -> ApiError:
-    body = _body(error)
-    status = int(error.status or 0)
-    reason = str(body.get("reason") or error.reason or "")
-    message = str(body.get("message") or error.reason or error)
+    return from_reply(int(error.status or 0), str(error.reason or ""), error.body, error.headers)
+
+
+def from_reply(
+    status: int, phrase: str, payload: str | bytes | None, headers: Mapping[str, str] | None
+) -> ApiError:
+    """The ApiError for a reply with this HTTP status, reason phrase, body and headers."""
+    body = _parsed(payload)
+    reason = str(body.get("reason") or phrase or "")
+    message = str(body.get("message") or phrase or f"HTTP {status}")
     known = _BY_STATUS.get(status)
     if known is None:
-        return UnavailableError(status, reason or "Unavailable", message, _retry_after(error))
+        return UnavailableError(status, reason or "Unavailable", message, _retry_after(headers))
     kind, default_reason = known
     if kind is ConflictError and reason == "AlreadyExists":
         kind = AlreadyExistsError

@@ -1,0 +1,97 @@
+"""Requests to the API server over aiohttp, on the operator's event loop.
+
+The official Kubernetes client is synchronous, so each request needed a thread of a pool, and its
+request path (body sanitising, urllib3, header parsing by the email package, the thread hand-off)
+was the largest part of the operator's CPU per API call. Credentials still come from the client's
+configuration (kubeconfig or in-cluster service account, with its token refresh); only the HTTP
+goes over one aiohttp session with a bounded pool of kept-alive connections. A reply other than
+2xx is raised as the `ApiError` its status means (see `errors`); a failed connection or a timeout
+as the transport error the caller retries.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes import client
+
+from execflow.kube.errors import from_reply
+
+JSON = "application/json"
+CONNECTIONS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One API request, as the transport sends it."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    content_type: str = JSON
+
+
+def ssl_context(configuration: client.Configuration) -> ssl.SSLContext | bool:
+    """TLS as the configuration says: its CA (or the system's), its client certificate."""
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    return context
+
+
+class HttpTransport:
+    """Sends `Request`s and returns the decoded JSON reply (None for an empty one)."""
+
+    def __init__(
+        self, configuration: client.Configuration, timeout: float, user_agent: str
+    ) -> None:
+        self._configuration = configuration
+        self._base = str(configuration.host).rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._user_agent = user_agent
+        self._ssl = ssl_context(configuration) if self._base.startswith("https") else False
+        self._session: aiohttp.ClientSession | None = None
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Accept": JSON, "Content-Type": content_type, "User-Agent": self._user_agent}
+        # Read per request: the client refreshes a rotated service-account token here.
+        bearer = self._configuration.auth_settings().get("BearerToken")
+        if bearer and bearer.get("value"):
+            headers["Authorization"] = str(bearer["value"])
+        return headers
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, json_serialize=json.dumps
+            )
+        return self._session
+
+    async def __call__(self, request: Request) -> Any:
+        data = None if request.body is None else json.dumps(request.body)
+        async with self._open().request(
+            request.method,
+            self._base + request.path,
+            params=request.query or None,
+            data=data,
+            headers=self._headers(request.content_type),
+            proxy=self._configuration.proxy or None,
+            server_hostname=self._configuration.tls_server_name or None,
+        ) as response:
+            payload = await response.read()
+            if response.status >= 300:
+                raise from_reply(response.status, response.reason or "", payload, response.headers)
+        return json.loads(payload) if payload else None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
