@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 
 from execflow.api.settings import OperatorSettings
 from execflow.core.cluster_capacity import CapacityTracker
+from execflow.core.tasks.attempts import job_signature, pod_signature
 from execflow.core.tasks.view import TaskSettings
 from execflow.handlers.dispatch import Dispatcher
 from execflow.handlers.result_sets import ResultSetController
@@ -46,6 +47,9 @@ StreamOpener = Callable[[Watch, str | None], AsyncIterator[StreamEvent]]
 """Opens the event stream of one watch in one namespace (None: cluster-wide)."""
 
 FAILED_CREATE = "reason=FailedCreate,involvedObject.kind=Job"
+OTHER_PODS = f"!{TASK_LABEL}"
+HOLDING_RESOURCES = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+"""Pods that count against a node's capacity; one that finishes leaves the watch (DELETED)."""
 
 
 class Operator:
@@ -91,6 +95,7 @@ class Operator:
         key = name_of(change.body)
         if change.type is ChangeType.DELETED:
             self.tasks.runtime.forget(key)
+            self.tasks.reader.forget(uid_of(change.body))
         self.tasks.runtime.enqueue(key)
         for body in (change.body, change.old):
             if body is not None:
@@ -152,7 +157,8 @@ class Operator:
             self.tasks.runtime.enqueue(name_of(task))
 
     def _job_changed(self, change: Change) -> None:
-        self._enqueue_owner_task(change.body)
+        if _changed(change, job_signature):
+            self._enqueue_owner_task(change.body)
         if change.type is ChangeType.DELETED:
             # A Task re-created under an old name may be waiting for this Job to go.
             label = (change.body["metadata"].get("labels") or {}).get(TASK_LABEL)
@@ -164,10 +170,17 @@ class Operator:
         phase = (change.body.get("status") or {}).get("phase")
         if change.type is ChangeType.DELETED or phase in ("Succeeded", "Failed"):
             self.dispatcher.wake()
+        if not _changed(change, pod_signature):
+            return
         owner = controller_uid(change.body)
         job = self.stores.jobs.get(owner) if owner else None
         if job is not None:
             self._enqueue_owner_task(job)
+
+    def _bound_pod_changed(self, change: Change) -> None:
+        self.capacity.pod_event(_event_type(change), change.body)
+        if change.type is ChangeType.DELETED:
+            self.dispatcher.wake()
 
     def _job_event_changed(self, change: Change) -> None:
         uid = (change.body.get("involvedObject") or {}).get("uid")
@@ -211,7 +224,15 @@ class Operator:
             self._informer(
                 stores.jobs, Watch(JOBS, label_selector=TASK_LABEL), self._job_changed, opener
             ),
-            self._informer(stores.pods, Watch(PODS), self._pod_changed, opener),
+            self._informer(
+                stores.pods, Watch(PODS, label_selector=TASK_LABEL), self._pod_changed, opener
+            ),
+            self._informer(
+                stores.bound_pods,
+                Watch(PODS, label_selector=OTHER_PODS, field_selector=HOLDING_RESOURCES),
+                self._bound_pod_changed,
+                opener,
+            ),
             self._informer(
                 stores.job_events,
                 Watch(EVENTS, field_selector=FAILED_CREATE),
@@ -240,7 +261,16 @@ class Operator:
         self._running.append(asyncio.create_task(self._nodes_ready(), name="nodes-ready"))
         required = [
             self.informers[kind]
-            for kind in ("tools", "tasks", "workflows", "resultsets", "jobs", "pods", "events")
+            for kind in (
+                "tools",
+                "tasks",
+                "workflows",
+                "resultsets",
+                "jobs",
+                "pods",
+                "bound-pods",
+                "events",
+            )
         ]
         await asyncio.gather(*(informer.synced.wait() for informer in required))
         log.info(
@@ -287,6 +317,13 @@ class Operator:
         await self.events.drain()
         if self.leader is not None and self._leading:
             await self.leader.release()
+
+
+def _changed(change: Change, signature: Callable[[Body], Hashable]) -> bool:
+    """Whether a change can matter to a reader that looks only at `signature` of the object."""
+    if change.type is not ChangeType.MODIFIED or change.old is None:
+        return True
+    return signature(change.body) != signature(change.old)
 
 
 def _event_type(change: Change) -> str:

@@ -71,6 +71,39 @@ def _involved(body: Body) -> Iterable[Hashable]:
     return [str(uid)] if uid else []
 
 
+def _metadata(body: Body) -> dict[str, Any]:
+    return {key: value for key, value in body["metadata"].items() if key != "managedFields"}
+
+
+def _without_managed_fields(body: Body) -> Body:
+    """Every store drops `managedFields`: server-side apply bookkeeping that nothing here reads
+    and that makes up a large part of every object."""
+    if "managedFields" not in body["metadata"]:
+        return body
+    return {**body, "metadata": _metadata(body)}
+
+
+def _job_kept(job: Body) -> Body:
+    """A Job's metadata and status: the Task controller reads nothing of its spec."""
+    spec = job.get("spec") or {}
+    kept = {key: spec[key] for key in ("suspend",) if key in spec}
+    return {"metadata": _metadata(job), "spec": kept, "status": job.get("status") or {}}
+
+
+def _pod_kept(pod: Body) -> Body:
+    """A pod's metadata and status, its node and its containers' resource requests: what reading
+    an attempt and accounting a node's capacity look at."""
+    spec = pod.get("spec") or {}
+    containers = [
+        {"name": container.get("name"), "resources": container.get("resources") or {}}
+        for container in spec.get("containers") or ()
+    ]
+    kept: dict[str, Any] = {"containers": containers}
+    if spec.get("nodeName"):
+        kept["nodeName"] = spec["nodeName"]
+    return {"metadata": _metadata(pod), "spec": kept, "status": pod.get("status") or {}}
+
+
 @dataclass
 class Stores:
     tasks: Store = field(
@@ -83,20 +116,32 @@ class Stores:
                 "owner": _owner,
                 "namespace": _in_namespace,
             },
+            _without_managed_fields,
         )
     )
-    workflows: Store = field(default_factory=lambda: Store("workflows"))
+    workflows: Store = field(
+        default_factory=lambda: Store("workflows", trim=_without_managed_fields)
+    )
     resultsets: Store = field(
-        default_factory=lambda: Store("resultsets", {"namespace": _in_namespace})
+        default_factory=lambda: Store(
+            "resultsets", {"namespace": _in_namespace}, _without_managed_fields
+        )
     )
-    tools: Store = field(default_factory=lambda: Store("tools"))
+    tools: Store = field(default_factory=lambda: Store("tools", trim=_without_managed_fields))
     jobs: Store = field(
-        default_factory=lambda: Store("jobs", {"owner": _owner, "task": _task_label})
+        default_factory=lambda: Store("jobs", {"owner": _owner, "task": _task_label}, _job_kept)
     )
-    pods: Store = field(default_factory=lambda: Store("pods", {"owner": _owner}))
-    job_events: Store = field(default_factory=lambda: Store("events", {"involved": _involved}))
-    nodes: Store = field(default_factory=lambda: Store("nodes"))
-    quotas: Store = field(default_factory=lambda: Store("resourcequotas"))
+    pods: Store = field(default_factory=lambda: Store("pods", {"owner": _owner}, _pod_kept))
+    """execflow's own pods (labelled with their Task)."""
+    bound_pods: Store = field(default_factory=lambda: Store("bound-pods", trim=_pod_kept))
+    """Every other pod that holds resources on a node: bound and not finished."""
+    job_events: Store = field(
+        default_factory=lambda: Store("events", {"involved": _involved}, _without_managed_fields)
+    )
+    nodes: Store = field(default_factory=lambda: Store("nodes", trim=_without_managed_fields))
+    quotas: Store = field(
+        default_factory=lambda: Store("resourcequotas", trim=_without_managed_fields)
+    )
 
     def sizes(self) -> list[tuple[str, int]]:
         return [
@@ -108,6 +153,7 @@ class Stores:
                 self.tools,
                 self.jobs,
                 self.pods,
+                self.bound_pods,
                 self.job_events,
                 self.nodes,
                 self.quotas,

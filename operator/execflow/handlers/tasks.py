@@ -20,7 +20,7 @@ from execflow.api import timestamps
 from execflow.api.reasons import Reason
 from execflow.api.task import TaskStatus
 from execflow.core.scheduling import RunningTask, WaitingTask
-from execflow.core.tasks.attempts import STOPPED_ANNOTATION, JobObservation, stop_marker
+from execflow.core.tasks.attempts import STOPPED_ANNOTATION, stop_marker
 from execflow.core.tasks.lifecycle import (
     Event,
     Slot,
@@ -33,14 +33,15 @@ from execflow.core.tasks.lifecycle import (
 )
 from execflow.core.tasks.queueing import queued_since, running_task, scheduler_key, waiting_task
 from execflow.core.tasks.status import status_update
-from execflow.core.tasks.view import TaskSettings, TaskSnapshot, TaskView, ToolSnapshot, build_view
+from execflow.core.tasks.view import TaskSettings, TaskView
 from execflow.handlers.stores import Stores, controller_uid
+from execflow.handlers.task_reading import TaskReader
 from execflow.kube.client import JOBS, TASKS, Kube
 from execflow.kube.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from execflow.kube.events import EventRecorder
 from execflow.kube.job_builder import Owner, build_job
 from execflow.runtime.controller import Controller, Result
-from execflow.runtime.store import Body, name_of, uid_of
+from execflow.runtime.store import Body, uid_of
 
 log = logging.getLogger("execflow.tasks")
 
@@ -57,6 +58,10 @@ class Seats(Protocol):
     def release(self, key: str) -> None: ...
 
     def learn(self, tool: str, seconds: float) -> None: ...
+
+
+def _version(body: Body) -> str:
+    return str(body["metadata"].get("resourceVersion") or "")
 
 
 class _Waiting(NamedTuple):
@@ -79,52 +84,23 @@ class TaskController:
         self.stores = stores
         self.kube = kube
         self.events = events
-        self.settings = settings
+        self.reader = TaskReader(stores, settings)
         self.clock = clock
         self.runtime: Controller[Key] = Controller("tasks", self)
         self.seats: Seats | None = None
         """The scheduler's seat for Tasks, wired at start-up."""
 
     # ----- reading --------------------------------------------------------------------------
-    def snapshot(self, body: Body) -> TaskSnapshot:
-        namespace, name = name_of(body)
-        uid = uid_of(body)
-        stores = self.stores
-        spec = body.get("spec") or {}
-        tool_name = (spec.get("toolRef") or {}).get("name")
-        tool = None
-        if tool_name:
-            tool_body = stores.tools.named(namespace, str(tool_name))
-            tool = ToolSnapshot(str(tool_name), None if tool_body is None else tool_body["spec"])
-        jobs = [
-            JobObservation(
-                job,
-                stores.pods.indexed("owner", uid_of(job)),
-                stores.latest_failure(uid_of(job)),
-            )
-            for job in stores.jobs.indexed("owner", uid)
-        ]
-        previous = [
-            str(job["metadata"]["name"])
-            for job in stores.jobs.indexed("task", (namespace, name))
-            if controller_uid(job) != uid
-        ]
-        return TaskSnapshot(
-            namespace=namespace,
-            name=name,
-            generation=int(body["metadata"].get("generation") or 1),
-            created_at=timestamps.parse_time(body["metadata"].get("creationTimestamp")),
-            spec=spec,
-            status=body.get("status") or {},
-            tool=tool,
-            jobs=jobs,
-            previous_jobs=previous,
-            task_named=lambda other: stores.tasks.named(namespace, other),
-            completed_with_key=lambda key: stores.tasks.indexed("cache", (namespace, key)),
-        )
+    @property
+    def settings(self) -> TaskSettings:
+        return self.reader.settings
+
+    @settings.setter
+    def settings(self, settings: TaskSettings) -> None:
+        self.reader.settings = settings
 
     def view(self, body: Body, now: datetime.datetime) -> TaskView:
-        return build_view(self.snapshot(body), now, self.settings)
+        return self.reader.view(body, now)
 
     # ----- reconcile ------------------------------------------------------------------------
     async def reconcile(self, key: Key) -> Result:
@@ -283,10 +259,12 @@ class TaskController:
             if uid_of(fresh) != uid:
                 self.runtime.enqueue(key)
                 return False
-            self.stores.tasks.put(fresh)
-            found = self._still_waiting(key, uid)
-            if found is None:
-                return False
+            if _version(fresh) != _version(found.body):
+                # It changed since the decision: decide on the fresh copy.
+                self.stores.tasks.put(fresh)
+                found = self._still_waiting(key, uid)
+                if found is None:
+                    return False
             return await self._start_attempt(key, found, uid=uid, queued_at=queued_at)
 
     async def _start_attempt(

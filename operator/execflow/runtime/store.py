@@ -11,7 +11,9 @@ Secondary indexes (owner uid, a label value, a status field) are functions of th
 maintained on every change, so an index never holds an entry for an object the store forgot and a
 restart rebuilds exactly the same indexes.
 
-Bodies are shared, never copied: treat them as read-only.
+Bodies are shared, never copied: treat them as read-only. A store may keep only part of each body
+(its `trim`): an operator that holds every Job and pod of a large cluster must not hold the parts
+no reader looks at, such as `managedFields` or a Job's pod template.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 Body = Mapping[str, Any]
 Indexer = Callable[[Body], Iterable[Hashable]]
 """The index values of a body (none, one or several)."""
+Trim = Callable[[Body], Body]
+"""The part of a body a store keeps."""
 
 
 class ChangeType(enum.Enum):
@@ -73,8 +77,14 @@ def is_older(incoming: Body, stored: Body) -> bool:
 class Store:
     """Objects of one kind, by uid, with a name lookup and secondary indexes."""
 
-    def __init__(self, kind: str, indexers: Mapping[str, Indexer] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        indexers: Mapping[str, Indexer] | None = None,
+        trim: Trim | None = None,
+    ) -> None:
         self.kind = kind
+        self._trim = trim
         self._listeners: list[Callable[[Change], None]] = []
         self._objects: dict[str, Body] = {}
         self._names: dict[tuple[str, str], str] = {}
@@ -115,6 +125,8 @@ class Store:
         return self._tell(self._put(body))
 
     def _put(self, body: Body) -> list[Change]:
+        if self._trim is not None:
+            body = self._trim(body)
         uid = uid_of(body)
         key = name_of(body)
         changes: list[Change] = []

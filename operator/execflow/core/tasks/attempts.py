@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,30 @@ class JobObservation:
     job: Body
     pods: Sequence[Body] = ()
     create_failure: str | None = None
+
+
+def job_signature(job: Body) -> Hashable:
+    """The parts of a Job that reading its attempt looks at (`attempt_of`): the Job controller
+    writes a Job's counters several times per run, and a change elsewhere cannot change the
+    attempt, so only a change of this signature needs a look."""
+    metadata = job["metadata"]
+    return (
+        (metadata.get("annotations") or {}).get(STOPPED_ANNOTATION),
+        metadata.get("deletionTimestamp"),
+        repr(_condition(job, "Complete")),
+        repr(_condition(job, "Failed")),
+    )
+
+
+def pod_signature(pod: Body) -> Hashable:
+    """The parts of a pod that reading its Job's attempt looks at (see `job_signature`)."""
+    status = pod.get("status") or {}
+    unschedulable = [
+        condition
+        for condition in status.get("conditions") or ()
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+    ]
+    return (status.get("reason"), repr(_container(pod)), repr(unschedulable))
 
 
 def _condition(job: Body, kind: str) -> Mapping[str, Any] | None:

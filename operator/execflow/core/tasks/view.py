@@ -71,6 +71,17 @@ class ToolSnapshot:
     spec: Body | None
 
 
+@dataclass(frozen=True, slots=True)
+class SpecCheck:
+    """What a Task's spec and its Tool make of each other: a pure function of the two, so a
+    controller may keep it while neither changes (the Task's generation, the Tool's version)."""
+
+    spec: TaskSpec | None = None
+    tool: ToolSpec | None = None
+    failure: Verdict | None = None
+    waiting: Verdict | None = None
+
+
 @dataclass(frozen=True)
 class TaskSnapshot:
     """One Task and what surrounds it, as the stores hold it at one instant."""
@@ -89,6 +100,10 @@ class TaskSnapshot:
     """Another Task of the namespace by name, for dependencies."""
     completed_with_key: Callable[[str], Sequence[Body]] = field(default=lambda _key: ())
     """Completed Tasks of the namespace whose status.cacheKey is the given key."""
+    checked: SpecCheck | None = None
+    """`check_spec(spec, tool)`, when the caller has it already."""
+    parsed_status: TaskStatus | None = None
+    """`status` read into its model, when the caller has it already."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +135,7 @@ class TaskView:
         return tuple(attempt for attempt in self.attempts if attempt.active)
 
 
-def _status(raw: Body) -> TaskStatus:
+def read_status(raw: Body) -> TaskStatus:
     try:
         return TaskStatus.model_validate(raw)
     except ValidationError:
@@ -174,11 +189,10 @@ def _attempts(
     return tuple(attempts), tuple(to_stop)
 
 
-def _resolve_tool(
-    snapshot: TaskSnapshot,
+def _resolve_tool_spec(
+    tool: ToolSnapshot | None,
 ) -> tuple[ToolSpec | None, Mapping[str, Any], Verdict | None, Verdict | None]:
     """The Tool's spec and defaults; a failure verdict (unusable) or a waiting one (missing)."""
-    tool = snapshot.tool
     if tool is None:
         return None, {}, None, None
     if tool.spec is None:
@@ -221,7 +235,7 @@ def build_view(
     view = TaskView(
         name=snapshot.name,
         generation=snapshot.generation,
-        status=_status(snapshot.status),
+        status=snapshot.parsed_status or read_status(snapshot.status),
         attempts=attempts,
         created_at=snapshot.created_at,
         stop_jobs=to_stop,
@@ -262,20 +276,31 @@ def _check_cycle(
     return replace(view, failure=Verdict(Reason.DEPENDENCY_CYCLE, message))
 
 
+def check_spec(raw: Body, tool: ToolSnapshot | None) -> SpecCheck:
+    """The Tool, its defaults under the Task's spec, and whether the result can run."""
+    tool_spec, defaults, unusable, missing = _resolve_tool_spec(tool)
+    if unusable is not None:
+        return SpecCheck(failure=unusable)
+    if missing is not None:
+        return SpecCheck(spec=_lenient_spec(raw), waiting=missing)
+    try:
+        spec = effective_spec(raw, defaults)
+    except SpecError as error:
+        return SpecCheck(failure=Verdict(Reason.INVALID_SPEC, str(error)))
+    return SpecCheck(spec=spec, tool=tool_spec, failure=_spec_failure(spec, tool_spec))
+
+
 def _check_spec(
     view: TaskView, snapshot: TaskSnapshot, _settings: TaskSettings, _now: datetime.datetime
 ) -> TaskView:
-    """The Tool, its defaults under the Task's spec, and whether the result can run."""
-    tool, defaults, unusable, missing = _resolve_tool(snapshot)
-    if unusable is not None:
-        return replace(view, failure=unusable)
-    if missing is not None:
-        return replace(view, spec=_lenient_spec(snapshot.spec), waiting=missing)
-    try:
-        spec = effective_spec(snapshot.spec, defaults)
-    except SpecError as error:
-        return replace(view, failure=Verdict(Reason.INVALID_SPEC, str(error)))
-    return replace(view, spec=spec, tool=tool, failure=_spec_failure(spec, tool))
+    checked = snapshot.checked or check_spec(snapshot.spec, snapshot.tool)
+    return replace(
+        view,
+        spec=checked.spec,
+        tool=checked.tool,
+        failure=checked.failure,
+        waiting=checked.waiting,
+    )
 
 
 def _check_dependencies(
