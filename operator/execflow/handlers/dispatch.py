@@ -68,6 +68,8 @@ class Dispatcher:
         self._starting: dict[str, float] = {}
         """Tasks the last decision started, with the time they had been queued since."""
         self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        """Decisions being carried out; the next decision does not wait for them."""
 
     # ----- what reconciles report ------------------------------------------------------------
     def offer(self, task: WaitingTask, uid: str, status: TaskStatus) -> None:
@@ -128,17 +130,27 @@ class Dispatcher:
     async def run(self, ready: asyncio.Event) -> None:
         await ready.wait()
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self._carry_out(self.decide())
-            except Exception:  # a bug here must not stop scheduling for good
-                log.exception("carrying out a scheduling decision failed; deciding again")
-                loop.call_later(DISPATCH_TICK, self._wake.set)
-            if self._waiting:
-                # Time windows open and deadlines pass without any event: look again soon.
-                loop.call_later(DISPATCH_TICK, self._wake.set)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    plan = self.decide()
+                except Exception:  # a bug here must not stop scheduling for good
+                    log.exception("a scheduling decision failed; deciding again")
+                    loop.call_later(DISPATCH_TICK, self._wake.set)
+                else:
+                    # Carried out in the background: the slots are taken already, and a burst
+                    # of Tasks must not wait for the slowest API call of the previous decision.
+                    action = asyncio.create_task(self._carry_out_safely(plan), name="scheduling")
+                    self._in_flight.add(action)
+                    action.add_done_callback(self._in_flight.discard)
+                if self._waiting:
+                    # Time windows open and deadlines pass without any event: look again soon.
+                    loop.call_later(DISPATCH_TICK, self._wake.set)
+        finally:
+            for action in self._in_flight:
+                action.cancel()
 
     def _capacity_now(self) -> Capacity | None:
         return self.capacity.snapshot() if self._capacity_known() else None
@@ -167,6 +179,13 @@ class Dispatcher:
         for queue, depth in plan.depths.items():
             metrics.QUEUE_DEPTH.labels(queue=queue).set(depth.waiting + depth.overflow)
         return plan
+
+    async def _carry_out_safely(self, plan: Plan) -> None:
+        try:
+            await self._carry_out(plan)
+        except Exception:  # a bug here must not stop scheduling for good
+            log.exception("carrying out a scheduling decision failed; deciding again")
+            asyncio.get_running_loop().call_later(DISPATCH_TICK, self._wake.set)
 
     async def _carry_out(self, plan: Plan) -> None:
         actions: list[Awaitable[None]] = []
