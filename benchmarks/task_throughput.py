@@ -14,6 +14,10 @@ One run:
    `sim.execflow.dev/duration: 0s`) are created in a fresh namespace by a pool of client threads.
    The clock runs from the first create until a watch on the namespace has seen every Job with its
    Complete (or Failed) condition: jobs/s = N / elapsed.
+   Then, unless --no-kueue, the same N Jobs through Kueue (a widely used batch queue; built from
+   its Go module on first use and run next to the cluster, see benchmarks/kueue_peer.py): created
+   suspended with its queue-name label into a ClusterQueue large enough for all of them, so
+   Kueue admits each as fast as it can; jobs/s the same way, and its ratio to bare Jobs.
 2. Tasks. The operator is started (`execflow run --namespace <ns> --settings <file>`, the default
    queue's maxConcurrentTasks raised to at least N, so that the operator is measured and not the
    limit) and counts as ready once it serves metrics and has filled its store. N Tasks with the
@@ -91,6 +95,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from execflow.devcluster import harness
+from node_health import NodeHealth, NodeHealthRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "task_throughput.json"
@@ -105,6 +110,7 @@ USUAL_PHASES = frozenset({"Running > Completed", "Queued > Running > Completed"}
 OPERATOR_COMPONENTS = frozenset({"execflow", "kopf"})
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 ATTEMPTS_METRIC = "execflow_task_attempts_total"
+RECONCILES_METRIC = "execflow_reconciles_total"
 TRANSITIONS_METRIC = "execflow_task_transitions_total"
 # Logged once the operator's caches hold everything it watches: "listed 0 tools, 0 tasks, ...".
 LISTED = re.compile(r"listed (\d+) tools, (\d+) tasks.*")
@@ -546,6 +552,10 @@ class Writes:
 class OperatorFigures:
     max_concurrent_tasks: int
     cpu_seconds: float | None
+    cpu_ms_per_task: float | None
+    """Target: at most 5."""
+    task_reconciles_per_task: float
+    peak_rss_mb: float | None
     listed_at_start: str
     tasks_elsewhere_at_start: int
 
@@ -573,10 +583,14 @@ class Report:
     jobs: Run
     tasks: Run
     ratio: float
+    kueue: Any
+    """The same Jobs admitted through Kueue (kueue_peer.KueueRun), None with --no-kueue."""
+    kueue_ratio: float | None
     latency: TaskToJobLatency
     phases: PhaseTimings
     writes: Writes
     operator: OperatorFigures
+    nodes: NodeHealth
     notes: tuple[str, ...]
 
 
@@ -671,6 +685,7 @@ class Snapshot:
     cpu_seconds: float | None
     attempts: float
     transitions: float
+    reconciles: float
     requests: Counter[str]
 
     @classmethod
@@ -679,6 +694,7 @@ class Snapshot:
             cpu_seconds=operator.cpu_seconds(),
             attempts=operator.metric(ATTEMPTS_METRIC) or 0.0,
             transitions=operator.metric(TRANSITIONS_METRIC) or 0.0,
+            reconciles=operator.metric(RECONCILES_METRIC, controller="tasks") or 0.0,
             requests=apiserver_requests(api),
         )
 
@@ -690,6 +706,7 @@ class TaskMeasurements:
     phases: PhaseTimings
     writes: Writes
     cpu_seconds: float | None
+    reconciles: int
 
 
 def task_to_job_latency(
@@ -875,6 +892,7 @@ def run_tasks(
         cpu_seconds=None
         if before.cpu_seconds is None or after.cpu_seconds is None
         else round(after.cpu_seconds - before.cpu_seconds, 2),
+        reconciles=int(after.reconciles - before.reconciles),
     )
 
 
@@ -906,6 +924,31 @@ def wait_listed(operator: harness.OperatorProcess, timeout: float) -> re.Match[s
 # ----- one run ----------------------------------------------------------------------------------
 
 
+def run_through_kueue(
+    api: client.ApiClient, cluster: harness.Cluster, namespaces: list[str], args: Any
+) -> Any:
+    """The same N Jobs admitted by Kueue (built from its Go module and run next to the cluster;
+    the first run builds it, which takes minutes). Kueue stops before the Task phase."""
+    from execflow.devcluster import kueue
+    from kueue_peer import kueue_running, run_kueue_jobs  # it imports this module
+
+    namespace = harness.create_namespace(api, "bench-kueue", labels=NAMESPACE_LABELS)
+    namespaces.append(namespace)
+    with kueue_running(cluster.kubeconfig, api, say) as process:
+        run = run_kueue_jobs(
+            api,
+            namespace,
+            args.count,
+            args.threads,
+            args.duration,
+            timeout=args.timeout,
+            process=process,
+        )
+        if cluster.mode != "private":
+            kueue.remove_queues(api, namespace)
+    return run
+
+
 def measure(
     api: client.ApiClient,
     cluster: harness.Cluster,
@@ -919,11 +962,14 @@ def measure(
     namespaces: list[str] = []
     operator: harness.OperatorProcess | None = None
     succeeded = False
+    recorder = NodeHealthRecorder(api)
     try:
         for stem in ("bench-jobs", "bench-tasks"):
             namespaces.append(harness.create_namespace(api, stem, labels=NAMESPACE_LABELS))
         jobs_ns, tasks_ns = namespaces
+        recorder.start()
         jobs = run_jobs(api, jobs_ns, args)
+        kueue_jobs = None if args.no_kueue else run_through_kueue(api, cluster, namespaces, args)
 
         # The default queue holds and runs all N at once: the operator is measured, not a limit.
         limit = max(1000, args.count)
@@ -942,6 +988,8 @@ def measure(
         listed = wait_listed(operator, timeout=120)
         scope = "private cluster" if cluster.mode == "private" else "cluster-wide"
         tasks = run_tasks(api, tasks_ns, operator, args, scope)
+        nodes = recorder.stop()
+        peak_rss = operator.peak_rss_bytes()
 
         report = Report(
             benchmark="task_throughput",
@@ -962,20 +1010,34 @@ def measure(
             jobs=jobs,
             tasks=tasks.run,
             ratio=round(tasks.run.per_second / jobs.per_second, 3),
+            kueue=kueue_jobs,
+            kueue_ratio=None
+            if kueue_jobs is None
+            else round(kueue_jobs.run.per_second / jobs.per_second, 3),
             latency=tasks.latency,
             phases=tasks.phases,
             writes=tasks.writes,
             operator=OperatorFigures(
                 max_concurrent_tasks=limit,
                 cpu_seconds=tasks.cpu_seconds,
+                cpu_ms_per_task=None
+                if tasks.cpu_seconds is None
+                else round(tasks.cpu_seconds * 1000 / args.count, 2),
+                task_reconciles_per_task=round(tasks.reconciles / args.count, 2),
+                peak_rss_mb=None if peak_rss is None else round(peak_rss / 2**20, 1),
                 listed_at_start=listed[0],
                 tasks_elsewhere_at_start=elsewhere,
             ),
-            notes=findings(tasks.run, tasks.phases, tasks.writes, int(listed[2])),
+            nodes=nodes,
+            notes=(
+                *findings(tasks.run, tasks.phases, tasks.writes, int(listed[2])),
+                *([nodes.flag] if nodes.flag else []),
+            ),
         )
         succeeded = True
         return report
     finally:
+        recorder.stop()
         if operator is not None:
             operator.stop()
             if succeeded:
@@ -1029,6 +1091,13 @@ def print_table(report: Report, written_to: Path) -> None:
     for label, left, right in rows:
         print(f"  {label:<{width}}{left:>12}{right:>12}")
     print(f"  {'ratio tasks/s / jobs/s':<{width}}{'':>12}{_fmt(report.ratio):>12}")
+    if report.kueue is not None:
+        peer = report.kueue
+        print(
+            f"  the same Jobs through Kueue {peer.kueue_version}: {_fmt(peer.run.per_second)} /s "
+            f"(ratio to bare Jobs {_fmt(report.kueue_ratio)}), created -> admitted "
+            f"p50 {_fmt(peer.added_to_admitted_seconds.p50, ' s')}"
+        )
     print("  Task stages seen on the watch:")
     phases = report.phases
     for name, spans in (
@@ -1064,6 +1133,19 @@ def print_table(report: Report, written_to: Path) -> None:
         f"(phase changes seen {checks.phase_changes_seen}), "
         f"CPU {_fmt(report.operator.cpu_seconds, ' s')}"
     )
+    figures = report.operator
+    print(
+        f"  operator CPU per task {_fmt(figures.cpu_ms_per_task, ' ms')} (target <= 5), "
+        f"Task reconciles per task {figures.task_reconciles_per_task:.2f}, "
+        f"peak RSS {_fmt(figures.peak_rss_mb, ' MB')}"
+    )
+    health = report.nodes
+    print(
+        f"  nodes: {health.not_ready_transitions} Ready -> NotReady changes "
+        f"({', '.join(health.nodes_ever_not_ready) or 'none NotReady'}); Events from the "
+        f"node controller {health.node_controller_events}, taint eviction "
+        f"{health.taint_eviction_events}"
+    )
     for note in report.notes:
         print(f"  NOTE: {note}")
     print(f"  written to {written_to}")
@@ -1086,6 +1168,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
     parser.add_argument(
         "--keep-namespaces", action="store_true", help="leave the benchmark namespaces behind"
+    )
+    parser.add_argument(
+        "--no-kueue", action="store_true", help="skip the run of the same Jobs through Kueue"
     )
     args = parser.parse_args(argv)
     if args.count < 1:

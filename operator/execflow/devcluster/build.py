@@ -113,7 +113,7 @@ def _go_binary_name(package: str) -> str:
     return parts[-1]
 
 
-def _run_go(args: list[str], cwd: Path, log: Path, gobin: Path | None = None) -> None:
+def run_go(args: list[str], cwd: Path, log: Path, gobin: Path | None = None) -> None:
     env = go_environment()
     if gobin is not None:
         env["GOBIN"] = str(gobin)
@@ -134,7 +134,7 @@ def _build_group(go: str, group: list[Component], log: Path) -> None:
         out_dir = Path(tmp)
         if first.wrapper is not None:
             cwd = _wrapper_dir(first.wrapper, first.version)
-            _run_go(
+            run_go(
                 [go, "build", "-ldflags", ldflags_for(first), "-o", f"{out_dir}/"]
                 + [c.package for c in group],
                 cwd,
@@ -142,7 +142,7 @@ def _build_group(go: str, group: list[Component], log: Path) -> None:
             )
             built = {c.name: out_dir / _go_binary_name(c.package) for c in group}
         else:
-            _run_go(
+            run_go(
                 [
                     go,
                     "install",

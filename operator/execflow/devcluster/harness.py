@@ -349,6 +349,20 @@ class OperatorProcess:
         fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def peak_rss_bytes(self) -> int | None:
+        """The highest resident set size of the current run so far (Linux VmHWM); None when
+        not running."""
+        if self._process is None or not self.running:
+            return None
+        try:
+            status = Path(f"/proc/{self._process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return None
+
     def log_text(self) -> str:
         """The log text of the current (or last) run; empty before the first start."""
         if not self.log_path.exists():
