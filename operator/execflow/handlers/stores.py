@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from execflow.api.task import TaskPhase
-from execflow.runtime.store import Body, Store
+from execflow.runtime.store import Body, Store, compact
 
 TASK_LABEL = "execflow.dev/task"
 
@@ -71,37 +71,72 @@ def _involved(body: Body) -> Iterable[Hashable]:
     return [str(uid)] if uid else []
 
 
+POD_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "labels",
+    "ownerReferences",
+)
+
+
 def _metadata(body: Body) -> dict[str, Any]:
     return {key: value for key, value in body["metadata"].items() if key != "managedFields"}
 
 
-def _without_managed_fields(body: Body) -> Body:
-    """Every store drops `managedFields`: server-side apply bookkeeping that nothing here reads
-    and that makes up a large part of every object."""
-    if "managedFields" not in body["metadata"]:
-        return body
-    return {**body, "metadata": _metadata(body)}
+def _compacted(body: dict[str, Any]) -> Body:
+    kept: Body = compact(body)
+    return kept
+
+
+def _kept(body: Body) -> Body:
+    """What every store keeps of an object: all but `managedFields` (server-side apply
+    bookkeeping that nothing here reads and a large part of every object), compacted."""
+    return _compacted({**body, "metadata": _metadata(body)})
 
 
 def _job_kept(job: Body) -> Body:
     """A Job's metadata and status: the Task controller reads nothing of its spec."""
     spec = job.get("spec") or {}
     kept = {key: spec[key] for key in ("suspend",) if key in spec}
-    return {"metadata": _metadata(job), "spec": kept, "status": job.get("status") or {}}
+    return _compacted({"metadata": _metadata(job), "spec": kept, "status": job.get("status") or {}})
 
 
 def _pod_kept(pod: Body) -> Body:
-    """A pod's metadata and status, its node and its containers' resource requests: what reading
-    an attempt and accounting a node's capacity look at."""
+    """What reading an attempt and accounting a node's capacity look at: the pod's identity,
+    labels and owner, its node, its containers' resource requests, its phase and reason, its
+    scheduling condition and its containers' states."""
+    metadata = pod["metadata"]
     spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
     containers = [
         {"name": container.get("name"), "resources": container.get("resources") or {}}
         for container in spec.get("containers") or ()
     ]
-    kept: dict[str, Any] = {"containers": containers}
+    kept_spec: dict[str, Any] = {"containers": containers}
     if spec.get("nodeName"):
-        kept["nodeName"] = spec["nodeName"]
-    return {"metadata": _metadata(pod), "spec": kept, "status": pod.get("status") or {}}
+        kept_spec["nodeName"] = spec["nodeName"]
+    kept_status: dict[str, Any] = {
+        key: status[key] for key in ("phase", "reason", "message") if key in status
+    }
+    scheduled = [c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"]
+    if scheduled:
+        kept_status["conditions"] = scheduled
+    if status.get("containerStatuses"):
+        kept_status["containerStatuses"] = [
+            {"name": item.get("name"), "state": item.get("state") or {}}
+            for item in status["containerStatuses"]
+        ]
+    return _compacted(
+        {
+            "metadata": {key: metadata[key] for key in POD_METADATA if key in metadata},
+            "spec": kept_spec,
+            "status": kept_status,
+        }
+    )
 
 
 @dataclass
@@ -116,18 +151,14 @@ class Stores:
                 "owner": _owner,
                 "namespace": _in_namespace,
             },
-            _without_managed_fields,
+            _kept,
         )
     )
-    workflows: Store = field(
-        default_factory=lambda: Store("workflows", trim=_without_managed_fields)
-    )
+    workflows: Store = field(default_factory=lambda: Store("workflows", trim=_kept))
     resultsets: Store = field(
-        default_factory=lambda: Store(
-            "resultsets", {"namespace": _in_namespace}, _without_managed_fields
-        )
+        default_factory=lambda: Store("resultsets", {"namespace": _in_namespace}, _kept)
     )
-    tools: Store = field(default_factory=lambda: Store("tools", trim=_without_managed_fields))
+    tools: Store = field(default_factory=lambda: Store("tools", trim=_kept))
     jobs: Store = field(
         default_factory=lambda: Store("jobs", {"owner": _owner, "task": _task_label}, _job_kept)
     )
@@ -136,12 +167,10 @@ class Stores:
     bound_pods: Store = field(default_factory=lambda: Store("bound-pods", trim=_pod_kept))
     """Every other pod that holds resources on a node: bound and not finished."""
     job_events: Store = field(
-        default_factory=lambda: Store("events", {"involved": _involved}, _without_managed_fields)
+        default_factory=lambda: Store("events", {"involved": _involved}, _kept)
     )
-    nodes: Store = field(default_factory=lambda: Store("nodes", trim=_without_managed_fields))
-    quotas: Store = field(
-        default_factory=lambda: Store("resourcequotas", trim=_without_managed_fields)
-    )
+    nodes: Store = field(default_factory=lambda: Store("nodes", trim=_kept))
+    quotas: Store = field(default_factory=lambda: Store("resourcequotas", trim=_kept))
 
     def sizes(self) -> list[tuple[str, int]]:
         return [

@@ -19,6 +19,7 @@ no reader looks at, such as `managedFields` or a Job's pod template.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,24 @@ class Change:
     type: ChangeType
     body: Body
     old: Body | None = None
+
+
+SHORT = 40
+"""Strings up to this length are shared between stored objects (names, reasons, phases...)."""
+
+
+def compact(value: Any) -> Any:
+    """`value` rebuilt with its keys and short strings interned: one copy of "metadata",
+    "lastTransitionTime" or "Succeeded" for all stored objects, not one per object. A decoded
+    watch event holds its own copy of every key; across thousands of stored objects the keys
+    alone took more memory than the values."""
+    if isinstance(value, dict):
+        return {sys.intern(key): compact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [compact(item) for item in value]
+    if isinstance(value, str) and len(value) <= SHORT:
+        return sys.intern(value)
+    return value
 
 
 def uid_of(body: Body) -> str:
