@@ -33,6 +33,8 @@ from execflow.kube.errors import ApiError, ConflictError
 log = logging.getLogger("execflow.dispatch")
 
 DISPATCH_TICK = 1.0
+DECISION_WINDOW = 0.005
+"""After a wake, wait this long for more: a burst of offers and releases makes one decision."""
 
 Key = tuple[str, str]
 
@@ -133,6 +135,8 @@ class Dispatcher:
         try:
             while True:
                 await self._wake.wait()
+                # Let the changes of the same burst arrive: one decision for all of them.
+                await asyncio.sleep(DECISION_WINDOW)
                 self._wake.clear()
                 try:
                     plan = self.decide()
