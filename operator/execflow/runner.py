@@ -181,7 +181,7 @@ async def operate(
     if options.metrics_port:
         serve_metrics(options.metrics_port, operator)
     registry = kopf.OperatorRegistry()
-    register(operator, registry)
+    register(operator, registry, connection.transport)
     watcher = (
         asyncio.create_task(watch_settings(Path(options.settings_path), operator))
         if options.settings_path

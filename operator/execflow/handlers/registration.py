@@ -1,10 +1,10 @@
 """kopf wiring: the operator's lifecycle (login, start-up, clean-up, liveness) and kopf settings.
 
-kopf logs in (kubeconfig or in-cluster credentials, re-login on 401), runs the start-up and
-clean-up handlers, serves the liveness probe and handles signals. The watch streams are kopf's
-too (see `execflow.kube.watch`), read by execflow's runtime instead of kopf's per-object handler
-workers; so no resource handler is registered here, and kopf's peering is not used: replicas
-agree through a Lease (`execflow.runtime.leader`).
+kopf logs in (kubeconfig or in-cluster credentials), runs the start-up and clean-up handlers,
+serves the liveness probe and handles signals. The watch streams are execflow's own
+(`execflow.kube.watch`, over the operator's HTTP transport), read by its runtime instead of
+kopf's per-object handler workers; so no resource handler is registered here, and kopf's peering
+is not used: replicas agree through a Lease (`execflow.runtime.leader`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import kopf
 
 from execflow.handlers.operator import Operator
 from execflow.kube import watch
+from execflow.kube.http import HttpTransport
 
 PREFIX = "execflow.dev"
 
@@ -34,7 +35,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.request_timeout = 60
 
 
-def register(operator: Operator, registry: kopf.OperatorRegistry) -> None:
+def register(operator: Operator, registry: kopf.OperatorRegistry, transport: HttpTransport) -> None:
+    """kopf's lifecycle around `operator`; its watches read over `transport`."""
+
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # The same credentials as the operator's own client: kubeconfig, else in-cluster.
@@ -45,7 +48,7 @@ def register(operator: Operator, registry: kopf.OperatorRegistry) -> None:
         configure(settings)
 
         def opener(which: watch.Watch, namespace: str | None) -> Any:
-            return watch.stream(settings, which, namespace)
+            return watch.stream(transport, which, namespace)
 
         operator.start(opener)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from execflow.kube.errors import from_reply
 
 JSON = "application/json"
 CONNECTIONS = 32
+WATCH_SILENCE = 600.0
+"""Seconds a watch may go without a byte (the server sends bookmarks about every minute)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class HttpTransport:
         self._user_agent = user_agent
         self._ssl = ssl_context(configuration) if self._base.startswith("https") else False
         self._session: aiohttp.ClientSession | None = None
+        self._watches: aiohttp.ClientSession | None = None
 
     def _headers(self, content_type: str) -> dict[str, str]:
         headers = {"Accept": JSON, "Content-Type": content_type, "User-Agent": self._user_agent}
@@ -68,12 +72,18 @@ class HttpTransport:
         return headers
 
     def _open(self) -> aiohttp.ClientSession:
+        """Requests share a bounded pool of connections."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=CONNECTIONS, ssl=self._ssl)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, json_serialize=json.dumps
-            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
+
+    def _open_watches(self) -> aiohttp.ClientSession:
+        """Each watch holds a connection for minutes: they have their own, unbounded pool."""
+        if self._watches is None or self._watches.closed:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl)
+            self._watches = aiohttp.ClientSession(connector=connector)
+        return self._watches
 
     async def __call__(self, request: Request) -> Any:
         data = None if request.body is None else json.dumps(request.body)
@@ -91,7 +101,32 @@ class HttpTransport:
                 raise from_reply(response.status, response.reason or "", payload, response.headers)
         return json.loads(payload) if payload else None
 
+    async def events(self, request: Request) -> AsyncIterator[Any]:
+        """The decoded lines of a streamed reply (a watch): one JSON document per line. No
+        total timeout: the server ends a watch itself; a connection that goes silent for
+        longer than `WATCH_SILENCE` is given up."""
+        async with self._open_watches().request(
+            request.method,
+            self._base + request.path,
+            params=request.query or None,
+            headers=self._headers(request.content_type),
+            proxy=self._configuration.proxy or None,
+            server_hostname=self._configuration.tls_server_name or None,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SILENCE),
+        ) as response:
+            if response.status >= 300:
+                payload = await response.read()
+                raise from_reply(response.status, response.reason or "", payload, response.headers)
+            pending = b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watches):
+            if session is not None:
+                await session.close()
+        self._session = self._watches = None
