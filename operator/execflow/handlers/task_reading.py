@@ -4,13 +4,17 @@ A Task is reconciled on every change of its Jobs and pods, but its spec and its 
 reading the spec into its model, merging the Tool's defaults and checking the parameters against
 the Tool's schema is the dearest part of a reconcile. So the result (`SpecCheck`, pure in the two
 inputs) is kept per Task until its generation or its Tool's resourceVersion changes, and the
-parsed status until the Task's resourceVersion changes. Both are dropped when the Task goes.
+parsed status until the Task's resourceVersion changes. Both are dropped when the Task goes, and
+only the most recently read `KEPT` Tasks are kept: each entry is about 6 KB of models, and the
+Tasks read again and again are those in flight, not the thousands queued or finished.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 from execflow.api import timestamps
 from execflow.api.task import TaskStatus
@@ -28,17 +32,44 @@ from execflow.core.tasks.view import (
 from execflow.handlers.stores import Stores, controller_uid
 from execflow.runtime.store import Body, name_of, uid_of
 
+KEPT = 2048
+V = TypeVar("V")
+
+
+class _Recent(Generic[V]):
+    """The values of the most recently used keys, at most `size` of them."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[Hashable, V]] = OrderedDict()
+
+    def get(self, key: str, inputs: Hashable) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != inputs:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: str, inputs: Hashable, value: V) -> None:
+        self._entries[key] = (inputs, value)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
 
 class TaskReader:
     def __init__(self, stores: Stores, settings: TaskSettings) -> None:
         self.stores = stores
         self.settings = settings
-        self._checks: dict[str, tuple[Hashable, SpecCheck]] = {}
-        self._statuses: dict[str, tuple[str, TaskStatus]] = {}
+        self._checks: _Recent[SpecCheck] = _Recent(KEPT)
+        self._statuses: _Recent[TaskStatus] = _Recent(KEPT)
 
     def forget(self, uid: str) -> None:
-        self._checks.pop(uid, None)
-        self._statuses.pop(uid, None)
+        self._checks.pop(uid)
+        self._statuses.pop(uid)
 
     def view(self, body: Body, now: datetime.datetime) -> TaskView:
         return build_view(self.snapshot(body), now, self.settings)
@@ -89,18 +120,18 @@ class TaskReader:
     def _checked(
         self, uid: str, inputs: Hashable, spec: Body, tool: ToolSnapshot | None
     ) -> SpecCheck:
-        kept = self._checks.get(uid)
-        if kept is not None and kept[0] == inputs:
-            return kept[1]
+        kept = self._checks.get(uid, inputs)
+        if kept is not None:
+            return kept
         checked = check_spec(spec, tool)
-        self._checks[uid] = (inputs, checked)
+        self._checks.put(uid, inputs, checked)
         return checked
 
     def _status(self, uid: str, body: Body) -> TaskStatus:
         version = str(body["metadata"].get("resourceVersion") or "")
-        kept = self._statuses.get(uid)
-        if kept is not None and version and kept[0] == version:
-            return kept[1]
+        kept = self._statuses.get(uid, version) if version else None
+        if kept is not None:
+            return kept
         status = read_status(body.get("status") or {})
-        self._statuses[uid] = (version, status)
+        self._statuses.put(uid, version, status)
         return status
