@@ -133,6 +133,12 @@ class LocalCluster:
             self._wait_nodes(state)
             self._wait_default_service_account(state)
             self._serve_objects(state, binaries, progress)
+            dead = [name for name, pid in state.pids.items() if not processes.alive(pid)]
+            if dead:
+                # A component can answer its probe and still exit (its port was taken by
+                # another process meanwhile): start what died again, once.
+                progress(f"{', '.join(dead)} exited after starting: starting again")
+                return self._revive(state, progress)
         except ClusterError:
             self.down(lambda _message: None, keep_logs=True)
             raise
