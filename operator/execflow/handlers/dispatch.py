@@ -33,6 +33,9 @@ from execflow.kube.errors import ApiError, ConflictError
 log = logging.getLogger("execflow.dispatch")
 
 DISPATCH_TICK = 1.0
+ACTIONS_AT_ONCE = 64
+"""Scheduling actions (starts, waiting reasons, failures, preemptions) in flight at once: 10,000
+Tasks queued at once must not become 10,000 concurrent requests and their buffers."""
 DECISION_WINDOW = 0.005
 """After a wake, wait this long for more: a burst of offers and releases makes one decision."""
 
@@ -71,6 +74,7 @@ class Dispatcher:
         """Tasks the last decision started, with the time they had been queued since."""
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._actions = asyncio.Semaphore(ACTIONS_AT_ONCE)
         """Decisions being carried out; the next decision does not wait for them."""
 
     # ----- what reconciles report ------------------------------------------------------------
@@ -209,7 +213,7 @@ class Dispatcher:
                     self._tasks.preempt(_key_of(preemption.victim), uid, preemption.preemptor)
                 )
         actions += self._waiting_reasons()
-        results = await asyncio.gather(*actions, return_exceptions=True)
+        results = await asyncio.gather(*map(self._limited, actions), return_exceptions=True)
         for result in results:
             if isinstance(result, ConflictError):
                 continue  # the Task changed meanwhile; its reconcile sees the change
@@ -217,6 +221,10 @@ class Dispatcher:
                 log.warning("a scheduling action failed: %s", result)
             elif isinstance(result, BaseException):
                 log.error("a scheduling action failed: %s", result, exc_info=result)
+
+    async def _limited(self, action: Awaitable[None]) -> None:
+        async with self._actions:
+            await action
 
     def _waiting_reasons(self) -> list[Awaitable[None]]:
         """Queued statuses to write for waiting Tasks whose status does not say it yet."""
