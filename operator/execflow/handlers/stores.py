@@ -71,16 +71,32 @@ def _involved(body: Body) -> Iterable[Hashable]:
     return [str(uid)] if uid else []
 
 
-POD_METADATA = (
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "labels",
-    "ownerReferences",
-)
+OWN_PREFIX = "execflow.dev/"
+IDENTITY = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+
+
+def _child_metadata(body: Body) -> dict[str, Any]:
+    """Of a Job's or pod's metadata: its identity, execflow's labels and annotations, and its
+    controller (what the indexes and the attempt reading use); not the labels and annotations
+    the Job controller adds, nor the other owner fields."""
+    metadata = body["metadata"]
+    kept: dict[str, Any] = {key: metadata[key] for key in IDENTITY if key in metadata}
+    for field_name in ("labels", "annotations"):
+        own = {
+            key: value
+            for key, value in (metadata.get(field_name) or {}).items()
+            if key.startswith(OWN_PREFIX)
+        }
+        if own:
+            kept[field_name] = own
+    owners = [
+        {"uid": reference.get("uid"), "controller": True}
+        for reference in metadata.get("ownerReferences") or ()
+        if reference.get("controller")
+    ]
+    if owners:
+        kept["ownerReferences"] = owners
+    return kept
 
 
 def _metadata(body: Body) -> dict[str, Any]:
@@ -99,17 +115,19 @@ def _kept(body: Body) -> Body:
 
 
 def _job_kept(job: Body) -> Body:
-    """A Job's metadata and status: the Task controller reads nothing of its spec."""
+    """A Job's identity, owner, execflow's marks and its status: the Task controller reads
+    nothing of its spec."""
     spec = job.get("spec") or {}
     kept = {key: spec[key] for key in ("suspend",) if key in spec}
-    return _compacted({"metadata": _metadata(job), "spec": kept, "status": job.get("status") or {}})
+    return _compacted(
+        {"metadata": _child_metadata(job), "spec": kept, "status": job.get("status") or {}}
+    )
 
 
 def _pod_kept(pod: Body) -> Body:
     """What reading an attempt and accounting a node's capacity look at: the pod's identity,
     labels and owner, its node, its containers' resource requests, its phase and reason, its
     scheduling condition and its containers' states."""
-    metadata = pod["metadata"]
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
     containers = [
@@ -132,7 +150,7 @@ def _pod_kept(pod: Body) -> Body:
         ]
     return _compacted(
         {
-            "metadata": {key: metadata[key] for key in POD_METADATA if key in metadata},
+            "metadata": _child_metadata(pod),
             "spec": kept_spec,
             "status": kept_status,
         }

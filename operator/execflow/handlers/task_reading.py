@@ -32,7 +32,7 @@ from execflow.core.tasks.view import (
 from execflow.handlers.stores import Stores, controller_uid
 from execflow.runtime.store import Body, name_of, uid_of
 
-KEPT = 2048
+KEPT = 1024
 V = TypeVar("V")
 
 

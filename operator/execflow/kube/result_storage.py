@@ -27,10 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
-import botocore.config
-import botocore.exceptions
-
 from execflow.api.reasons import Reason
 from execflow.kube.client import CONFIG_MAPS, Kube
 from execflow.kube.errors import ApiError, NotFoundError
@@ -241,7 +237,13 @@ class S3Credentials:
 
 
 def s3_client(credentials: S3Credentials) -> S3Client:
-    """A client with short timeouts and path-style addressing (works with any S3 server)."""
+    """A client with short timeouts and path-style addressing (works with any S3 server).
+
+    boto3 is imported here, not with the module: an operator that stores no result in S3 does
+    not carry it (about 8 MB)."""
+    import boto3
+    import botocore.config
+
     config = botocore.config.Config(
         connect_timeout=2,
         read_timeout=10,
@@ -278,6 +280,8 @@ class S3Store:
         self.prefix = f"{prefix}{owner.namespace}/{owner.stem}/"
 
     async def _call(self, function: Callable[..., Any], **kwargs: Any) -> Any:
+        import botocore.exceptions  # loaded with the client (see s3_client)
+
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(None, lambda: function(**kwargs))
