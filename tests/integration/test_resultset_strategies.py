@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from tests.integration.resultsets import (
     wait_result_set,
 )
 from tests.integration.waiting import wait_for
+
+SAME_MOMENT = datetime.timedelta(seconds=1)
 
 
 def completion(api: client.ApiClient, namespace: str, name: str) -> datetime.datetime:
@@ -80,7 +83,11 @@ def test_batch_by_size_stores_segments_of_size_and_the_rest_once_nothing_runs(
     records = read_back(kubeconfig, namespace, "sized")
     assert sorted(r["task"] for r in records) == names
     finished = [moment(r["completionTime"]) for r in records]
-    assert finished == sorted(finished), "segments hold results in the order they finished"
+    # Stored in the order the operator saw them finish: two Tasks whose Completed writes cross
+    # (each took its time before the other's write landed) may be stored in either order.
+    assert all(later >= earlier - SAME_MOMENT for earlier, later in itertools.pairwise(finished)), (
+        "segments hold results in the order they finished"
+    )
 
 
 def test_batch_by_interval_stores_once_the_oldest_result_has_waited_the_interval(
