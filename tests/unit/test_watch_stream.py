@@ -33,7 +33,7 @@ class Server:
         self.requests.append(dict(request.query))
         return self.pages.pop(0)
 
-    async def events(self, request: Request) -> AsyncIterator[Any]:
+    async def events(self, request: Request, *, exact: bool = True) -> AsyncIterator[Any]:
         self.requests.append(dict(request.query))
         script = self.watches.pop(0)
         if isinstance(script, Exception):

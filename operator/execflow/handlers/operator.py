@@ -222,14 +222,22 @@ class Operator:
             self._informer(stores.workflows, Watch(WORKFLOWS), self._workflow_changed, opener),
             self._informer(stores.resultsets, Watch(RESULTSETS), self._result_set_changed, opener),
             self._informer(
-                stores.jobs, Watch(JOBS, label_selector=TASK_LABEL), self._job_changed, opener
+                stores.jobs,
+                Watch(JOBS, label_selector=TASK_LABEL, exact=False),
+                self._job_changed,
+                opener,
             ),
             self._informer(
-                stores.pods, Watch(PODS, label_selector=TASK_LABEL), self._pod_changed, opener
+                stores.pods,
+                Watch(PODS, label_selector=TASK_LABEL, exact=False),
+                self._pod_changed,
+                opener,
             ),
             self._informer(
                 stores.bound_pods,
-                Watch(PODS, label_selector=OTHER_PODS, field_selector=HOLDING_RESOURCES),
+                Watch(
+                    PODS, label_selector=OTHER_PODS, field_selector=HOLDING_RESOURCES, exact=False
+                ),
                 self._bound_pod_changed,
                 opener,
             ),

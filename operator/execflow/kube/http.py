@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes import client
 
 from execflow.kube.errors import from_reply
@@ -101,10 +102,15 @@ class HttpTransport:
                 raise from_reply(response.status, response.reason or "", payload, response.headers)
         return json.loads(payload) if payload else None
 
-    async def events(self, request: Request) -> AsyncIterator[Any]:
+    async def events(self, request: Request, *, exact: bool = True) -> AsyncIterator[Any]:
         """The decoded lines of a streamed reply (a watch): one JSON document per line. No
         total timeout: the server ends a watch itself; a connection that goes silent for
-        longer than `WATCH_SILENCE` is given up."""
+        longer than `WATCH_SILENCE` is given up.
+
+        `exact=False` decodes with orjson, about three times faster, but integers beyond 64 bits
+        become floats: for objects without user data (Jobs, pods, nodes), which are most of
+        the operator's input; users' objects (a Task's result) keep every digit."""
+        loads = json.loads if exact else orjson.loads
         async with self._open_watches().request(
             request.method,
             self._base + request.path,
@@ -123,7 +129,7 @@ class HttpTransport:
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield loads(line)
 
     async def close(self) -> None:
         for session in (self._session, self._watches):

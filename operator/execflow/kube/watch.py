@@ -43,6 +43,8 @@ class Watch:
     resource: Resource
     label_selector: str = ""
     field_selector: str = ""
+    exact: bool = True
+    """False for kinds without user data: decoded faster (see `HttpTransport.events`)."""
 
     def query(self) -> list[tuple[str, str]]:
         query = []
@@ -112,7 +114,7 @@ async def _watching(
         ("timeoutSeconds", str(random.randint(*WATCH_SECONDS))),
     ]
     try:
-        async for event in transport.events(Request("GET", path, tuple(query))):
+        async for event in transport.events(Request("GET", path, tuple(query)), exact=watch.exact):
             event_type = str(event.get("type"))
             body = event.get("object") or {}
             if event_type == "ERROR":
