@@ -39,7 +39,6 @@ from task_throughput import (
     Latency,
     Observations,
     Percentiles,
-    RawWatch,
     Run,
     bare_job,
     create_all,
@@ -50,6 +49,7 @@ from task_throughput import (
     summarize_run,
     wait_until_finished,
 )
+from watching import RawWatch
 
 
 @dataclass

@@ -13,23 +13,21 @@ controller emitted in the window (by `source.component` or `reportingComponent`;
 Event counts once per repeat). Its `flag` is a one-line note for the report when any node was
 NotReady or the taint-eviction controller acted, None otherwise.
 
-It imports nothing from the benchmarks it serves (task_throughput.py imports it), so its watch
-thread is its own, a twin of task_throughput's RawWatch.
+Its watches are the benchmarks' shared `watching.RawWatch`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.watch.watch import iter_resp_lines
+
+from watching import RawWatch
 
 NODE_CONTROLLER = "node-controller"
 # Kubernetes >= 1.29 runs taint eviction as its own controller; older ones as the taint manager.
@@ -84,68 +82,6 @@ def occurrences(event: dict[str, Any]) -> int:
     return int(event.get("count") or series.get("count") or 1)
 
 
-class Watch(threading.Thread):
-    """A watch from a known resourceVersion that hands each event (raw JSON) to a callback.
-
-    Raw JSON rather than client models: cheap next to the work a benchmark measures. It resumes
-    after each server timeout; an ERROR (410 Gone: events were lost) ends it and is kept in
-    `error`, so the figures are reported as incomplete instead of silently short.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        list_call: Callable[..., Any],
-        resource_version: str,
-        on_event: Callable[[str, dict[str, Any], float], None],
-    ) -> None:
-        super().__init__(name=name, daemon=True)
-        self.list_call = list_call
-        self.resource_version = resource_version
-        self.on_event = on_event
-        self.error: BaseException | None = None
-        self._stopping = threading.Event()
-        self._response: Any = None
-
-    def run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                response = self.list_call(
-                    watch=True,
-                    resource_version=self.resource_version,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=30,
-                    _preload_content=False,
-                )
-                self._response = response
-                try:
-                    for line in iter_resp_lines(response):
-                        if line:
-                            self._handle(json.loads(line))
-                finally:
-                    # Closed, not returned to the pool: it may have stopped mid-stream.
-                    response.close()
-                    response.release_conn()
-        except Exception as error:  # reported through `error`; a stopped watch is no error
-            if not self._stopping.is_set():
-                self.error = error
-
-    def _handle(self, event: dict[str, Any]) -> None:
-        kind, body = event["type"], event["object"]
-        if kind == "ERROR":
-            raise RuntimeError(f"watch {self.name} ended: {body.get('message')}")
-        self.resource_version = body["metadata"]["resourceVersion"]
-        if kind != "BOOKMARK":
-            self.on_event(kind, body, time.monotonic())
-
-    def stop(self) -> None:
-        self._stopping.set()
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()
-
-
 class NodeHealthRecorder:
     """Record node readiness and node/taint controller Events between start() and stop()."""
 
@@ -159,7 +95,7 @@ class NodeHealthRecorder:
         self._seen: dict[str, int] = {}  # Event uid -> occurrences counted so far
         self._events = {NODE_CONTROLLER: 0, "taint-eviction": 0}
         self._reasons: Counter[str] = Counter()
-        self._watches: list[Watch] = []
+        self._watches: list[RawWatch] = []
         self._result: NodeHealth | None = None
 
     def start(self) -> None:
@@ -177,13 +113,13 @@ class NodeHealthRecorder:
         # Events from now on only: their current resourceVersion, without listing them all.
         events = json.loads(list_events(limit=1, _preload_content=False).data)
         self._watches = [
-            Watch(
+            RawWatch(
                 "node-health-nodes",
                 list_nodes,
                 nodes["metadata"]["resourceVersion"],
                 self._on_node,
             ),
-            Watch(
+            RawWatch(
                 "node-health-events",
                 list_events,
                 events["metadata"]["resourceVersion"],

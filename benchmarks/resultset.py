@@ -53,11 +53,11 @@ from execflow.devcluster import harness
 from task_throughput import (
     NAMESPACE_LABELS,
     Latency,
-    RawWatch,
     list_resource_version,
     say,
     wait_listed,
 )
+from watching import RawWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "resultset.json"

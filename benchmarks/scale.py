@@ -48,7 +48,6 @@ from task_throughput import (
     PLURAL,
     VERSION,
     Observations,
-    RawWatch,
     create_all,
     drain,
     list_resource_version,
@@ -58,6 +57,7 @@ from task_throughput import (
     wait_until_finished,
     zero_task,
 )
+from watching import RawWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "scale.json"

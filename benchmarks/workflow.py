@@ -55,13 +55,13 @@ from task_throughput import (
     NAMESPACE_LABELS,
     TASK_LABEL,
     Latency,
-    RawWatch,
     apiserver_requests,
     list_resource_version,
     operator_settings,
     say,
     wait_listed,
 )
+from watching import RawWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "workflow.json"

@@ -29,6 +29,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from execflow.devcluster import processes
 from execflow.devcluster.cluster import LocalCluster, NodeShape, free_port
 from execflow.kube.crds import install_crds
 from execflow.kube.webhook import CONFIGURATION_NAME, local_endpoint
@@ -341,27 +342,14 @@ class OperatorProcess:
         """User + system CPU time of the current run so far (Linux); None when not running."""
         if self._process is None or not self.running:
             return None
-        try:
-            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
-        except OSError:
-            return None
-        # The command name in parentheses may contain spaces: split after it.
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return processes.cpu_seconds(self._process.pid)
 
     def peak_rss_bytes(self) -> int | None:
         """The highest resident set size of the current run so far (Linux VmHWM); None when
         not running."""
         if self._process is None or not self.running:
             return None
-        try:
-            status = Path(f"/proc/{self._process.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        return None
+        return processes.peak_rss_bytes(self._process.pid)
 
     def log_text(self) -> str:
         """The log text of the current (or last) run; empty before the first start."""

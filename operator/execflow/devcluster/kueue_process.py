@@ -162,15 +162,10 @@ class KueueProcess:
             process.wait(10)
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the process so far (Linux); None when not running."""
+        """User + system CPU time of the current run so far (Linux); None when not running."""
         if self._process is None or not self.running:
             return None
-        try:
-            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return processes.cpu_seconds(self._process.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         return f"last lines of {self.log_path}:\n{processes.log_tail(self.log_path, lines)}"
