@@ -32,11 +32,24 @@ from execflow.devcluster.nodes import NodeShape
 from execflow.devcluster.probes import free_port
 
 # NodeShape and free_port are named here too: callers take them where they take the cluster.
-__all__ = ["CONTROL_PLANE", "START_ORDER", "ClusterError", "LocalCluster", "NodeShape", "free_port"]
+__all__ = [
+    "CONTROL_PLANE",
+    "FAKE_POD_LOG",
+    "START_ORDER",
+    "ClusterError",
+    "LocalCluster",
+    "NodeShape",
+    "free_port",
+]
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 # The S3 server comes last: publishing its Secret needs the API server.
 START_ORDER = (*CONTROL_PLANE, object_store.NAME)
+FAKE_POD_LOG = (
+    "execflow local cluster: this pod ran on a kwok fake node, where no process runs; "
+    "its simulated result is its termination message (sim.execflow.dev/message)"
+)
+"""What `kubectl logs` prints for any pod on the local cluster's fake nodes."""
 
 
 class ClusterError(RuntimeError):
@@ -296,11 +309,25 @@ class LocalCluster:
             path.chmod(0o600)
 
     def _write_stages(self) -> None:
+        """kwok's --config: the stages, and the log every fake pod's container serves."""
         stages = resources.files("execflow.devcluster").joinpath("stages")
-        text = "\n---\n".join(
-            stages.joinpath(name).read_text() for name in ("nodes.yaml", "pods.yaml")
-        )
-        (self.dir / "kwok-stages.yaml").write_text(text)
+        documents = [stages.joinpath(name).read_text() for name in ("nodes.yaml", "pods.yaml")]
+        documents.append(yaml.safe_dump(self._pod_logs(), sort_keys=False))
+        (self.dir / "kwok-stages.yaml").write_text("\n---\n".join(documents))
+
+    def _pod_logs(self) -> dict[str, object]:
+        """A ClusterLogs for every pod on the fake nodes: kwok v0.8 serves a log file per rule
+        (not per pod, and not templated), so all of them share one line, in the CRI log format,
+        that says why there is no real output and where the simulated result is."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        path = self.dir / "kwok-pod.log"
+        path.write_text(f"{stamp} stdout F {FAKE_POD_LOG}\n")
+        return {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": "execflow-simulated-pods"},
+            "spec": {"selector": {}, "logs": [{"logsFile": str(path), "follow": False}]},
+        }
 
     # ----- readiness -------------------------------------------------------------------------
     def _apiserver_ready(self, state: ClusterState) -> bool:

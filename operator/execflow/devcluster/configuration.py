@@ -16,6 +16,7 @@ from execflow.devcluster import pki
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.0.0.1/16"
+NODE_IP = "127.0.0.1"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # A fake node's Lease lasts 40 s (kubelet's default) and kwok renews it every quarter of that.
@@ -102,6 +103,10 @@ def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Pa
             # validation; nothing in-cluster needs to reach the API server through it.
             "--endpoint-reconciler-type=none",
             "--authorization-mode=Node,RBAC",
+            # pods/log (`kubectl logs`) is proxied to the pod's node: kwok's kubelet-like server
+            # on the node's InternalIP (NODE_IP) and kubeletEndpoint port, over TLS it verifies.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={pki_dir / 'ca.crt'}",
             "--profiling=false",
             "--max-requests-inflight=800",
             "--max-mutating-requests-inflight=400",
@@ -154,8 +159,13 @@ def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Pa
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
             f"--cidr={POD_CIDR}",
-            "--node-ip=10.0.0.1",
-            f"--server-address=127.0.0.1:{p['kwok']}",
+            # The fake nodes' address and kubelet port are where kwok itself serves pod logs
+            # (the ClusterLogs in the --config file), so the API server can reach it.
+            f"--node-ip={NODE_IP}",
+            f"--node-port={p['kwok']}",
+            f"--server-address={NODE_IP}:{p['kwok']}",
+            f"--tls-cert-file={pki_dir / (pki.KWOK_SERVING + '.crt')}",
+            f"--tls-private-key-file={pki_dir / (pki.KWOK_SERVING + '.key')}",
             # Without it kwok keeps no node Lease, and the node controller only sees the
             # heartbeat stage (stages/nodes.yaml) once a minute: more than the default 50 s
             # grace, so every node went NotReady between two heartbeats, even on an idle machine.

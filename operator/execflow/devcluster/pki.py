@@ -33,6 +33,8 @@ ADMIN = Identity("admin", "execflow-admin", ("system:masters",))
 CONTROLLER_MANAGER = Identity("kube-controller-manager", "system:kube-controller-manager")
 SCHEDULER = Identity("kube-scheduler", "system:kube-scheduler")
 CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER)
+KWOK_SERVING = "kwok"
+"""The file stem of the certificate kwok serves its kubelet-like endpoints (pod logs) with."""
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -69,8 +71,34 @@ def _builder(
     )
 
 
+def _serving(
+    directory: Path,
+    stem: str,
+    *,
+    common_name: str,
+    names: list[x509.GeneralName],
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+) -> None:
+    """A server certificate for names, signed by the CA, written as STEM.crt and STEM.key."""
+    key = _key()
+    cert = (
+        _builder(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+            ca_name,
+            key.public_key(),
+        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_key(key, directory / f"{stem}.key")
+    _write_cert(cert, directory / f"{stem}.crt")
+
+
 def generate(directory: Path, service_ip: str) -> None:
-    """Write ca, apiserver, client certificates and the service-account key pair into directory."""
+    """Write the CA, the serving certificates (API server, kwok), the client certificates and the
+    service-account key pair into directory."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "execflow-local-ca")])
@@ -96,7 +124,6 @@ def generate(directory: Path, service_ip: str) -> None:
     _write_key(ca_key, directory / "ca.key")
     _write_cert(ca_cert, directory / "ca.crt")
 
-    server_key = _key()
     names: list[x509.GeneralName] = [
         x509.DNSName(name)
         for name in (
@@ -108,18 +135,19 @@ def generate(directory: Path, service_ip: str) -> None:
         )
     ]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
-    server_cert = (
-        _builder(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
-            ca_name,
-            server_key.public_key(),
-        )
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+    _serving(
+        directory,
+        "apiserver",
+        common_name="kube-apiserver",
+        names=names,
+        ca_key=ca_key,
+        ca_name=ca_name,
     )
-    _write_key(server_key, directory / "apiserver.key")
-    _write_cert(server_cert, directory / "apiserver.crt")
+    # kwok's kubelet-like server: the API server verifies it when it proxies pods/log to a node.
+    loopback = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    _serving(
+        directory, KWOK_SERVING, common_name="kwok", names=loopback, ca_key=ca_key, ca_name=ca_name
+    )
 
     for identity in CLIENT_IDENTITIES:
         key = _key()
@@ -144,7 +172,8 @@ def generate(directory: Path, service_ip: str) -> None:
 
 def missing(directory: Path) -> list[str]:
     """The files `generate` writes that are not in directory (all of them when it is absent)."""
-    stems = ("ca", "apiserver", *(identity.file_stem for identity in CLIENT_IDENTITIES))
+    clients = (identity.file_stem for identity in CLIENT_IDENTITIES)
+    stems = ("ca", "apiserver", KWOK_SERVING, *clients)
     names = [f"{stem}.{ending}" for stem in stems for ending in ("crt", "key")]
     names += ["sa.key", "sa.pub"]
     return [name for name in names if not (directory / name).is_file()]

@@ -8,8 +8,11 @@ Each operation comes with the answer that makes reconciles idempotent:
 - `create` makes a child; a 409 AlreadyExistsError returns the existing object instead, so creating
   a deterministic name twice is harmless. The caller checks that it is really its own child.
 - `delete` removes an object; a 404 means it was gone already.
-- `get` reads one object and `list` the objects with a label: the only reads, for what is not
-  watched (a Secret's key, a ResultSet's stored segments); everything else comes from the stores.
+- `get` reads one object and `list` the objects with a label: the only reads of objects, for
+  what is not watched (a Secret's key, a ResultSet's stored segments); everything else comes
+  from the stores.
+- `pod_log` reads a container's log (plain text, not JSON) and `follow_pod_log` streams it: for
+  the CLI's `logs`; the operator itself never reads logs.
 
 Bodies travel as plain JSON (no model classes, which would only convert dicts into objects and
 back), over the transport of `execflow.kube.http`. Transient failures (`UnavailableError`) are
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +95,9 @@ Transport = Callable[[Request], Awaitable[Any]]
 
 Sleep = Callable[[float], Awaitable[None]]
 
+Stream = Callable[[Request], AsyncIterator[bytes]]
+"""Sends a request whose plain-text reply streams (a followed log); yields it in chunks."""
+
 
 class Kube:
     """The operator's client of the API server (see the module docstring)."""
@@ -102,8 +108,10 @@ class Kube:
         *,
         sleep: Sleep = asyncio.sleep,
         attempts: int = ATTEMPTS,
+        stream: Stream | None = None,
     ) -> None:
         self._transport = transport
+        self._stream = stream
         self._sleep = sleep
         self._attempts = attempts
         self.writes = 0
@@ -111,7 +119,7 @@ class Kube:
     @classmethod
     def connect(cls, connection: Connection) -> Kube:
         """The layer over a real connection."""
-        return cls(connection.transport)
+        return cls(connection.transport, stream=connection.transport.chunks)
 
     async def patch_status(
         self,
@@ -169,8 +177,16 @@ class Kube:
         reply: Body = await self._write(request, "patch", resource)
         return reply
 
-    async def create(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> Body:
-        """Create `body`; when its name exists already, return the existing object."""
+    async def create(
+        self,
+        resource: Resource,
+        namespace: str,
+        body: Mapping[str, Any],
+        *,
+        existing_ok: bool = True,
+    ) -> Body:
+        """Create `body`; when its name exists already, return the existing object (unless
+        `existing_ok` is false: then AlreadyExistsError, as `kubectl create` says)."""
         request = Request(
             "POST", resource.path(namespace), (("fieldManager", FIELD_MANAGER),), dict(body)
         )
@@ -178,7 +194,7 @@ class Kube:
             created: Body = await self._write(request, "create", resource)
         except AlreadyExistsError:
             name = body["metadata"].get("name")
-            if not name:
+            if not name or not existing_ok:
                 raise  # a generated name collided: the caller may simply try again
             return await self.get(resource, namespace, str(name))
         return created
@@ -226,6 +242,38 @@ class Kube:
             if not token:
                 return items
 
+    async def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int | None = None,
+    ) -> str:
+        """A container's log as the node serves it (pods/log): all of it, or its last lines."""
+        query = _log_query(container, previous, tail_lines)
+        reply: str = await self._send(
+            Request("GET", PODS.path(namespace, name, "log"), query, text=True)
+        )
+        return reply
+
+    async def follow_pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """A container's log, then what it prints next, until the container ends."""
+        if self._stream is None:
+            raise RuntimeError("this client was made without a streaming transport")
+        query = (*_log_query(container, False, tail_lines), ("follow", "true"))
+        request = Request("GET", PODS.path(namespace, name, "log"), query, text=True)
+        async for chunk in self._stream(request):
+            yield chunk
+
     async def _write(self, request: Request, verb: str, resource: Resource) -> Any:
         reply = await self._send(request)
         self.writes += 1
@@ -249,3 +297,16 @@ class Kube:
             await self._sleep(wait)
             delay = min(MAX_DELAY, delay * 2)
             attempt += 1
+
+
+def _log_query(
+    container: str | None, previous: bool, tail_lines: int | None
+) -> tuple[tuple[str, str], ...]:
+    query: list[tuple[str, str]] = []
+    if container:
+        query.append(("container", container))
+    if previous:
+        query.append(("previous", "true"))
+    if tail_lines is not None and tail_lines >= 0:
+        query.append(("tailLines", str(tail_lines)))
+    return tuple(query)

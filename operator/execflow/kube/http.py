@@ -24,6 +24,8 @@ from kubernetes import client
 from execflow.kube.errors import from_reply
 
 JSON = "application/json"
+TEXT_ACCEPT = "application/json, */*"
+"""What a plain-text reply (a pod's log) is asked for with: errors still come as JSON Status."""
 CONNECTIONS = 32
 WATCH_SILENCE = 600.0
 """Seconds a watch may go without a byte (the server sends bookmarks about every minute)."""
@@ -38,6 +40,8 @@ class Request:
     query: tuple[tuple[str, str], ...] = ()
     body: Any = None
     content_type: str = JSON
+    text: bool = False
+    """The reply is plain text (a pod's log): returned decoded, not parsed as JSON."""
 
 
 def ssl_context(configuration: client.Configuration) -> ssl.SSLContext | bool:
@@ -64,8 +68,12 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._watches: aiohttp.ClientSession | None = None
 
-    def _headers(self, content_type: str) -> dict[str, str]:
-        headers = {"Accept": JSON, "Content-Type": content_type, "User-Agent": self._user_agent}
+    def _headers(self, content_type: str, text: bool = False) -> dict[str, str]:
+        headers = {
+            "Accept": TEXT_ACCEPT if text else JSON,
+            "Content-Type": content_type,
+            "User-Agent": self._user_agent,
+        }
         # Read per request: the client refreshes a rotated service-account token here.
         bearer = self._configuration.auth_settings().get("BearerToken")
         if bearer and bearer.get("value"):
@@ -93,13 +101,15 @@ class HttpTransport:
             self._base + request.path,
             params=request.query or None,
             data=data,
-            headers=self._headers(request.content_type),
+            headers=self._headers(request.content_type, request.text),
             proxy=self._configuration.proxy or None,
             server_hostname=self._configuration.tls_server_name or None,
         ) as response:
             payload = await response.read()
             if response.status >= 300:
                 raise from_reply(response.status, response.reason or "", payload, response.headers)
+        if request.text:
+            return payload.decode("utf-8", errors="replace")
         return json.loads(payload) if payload else None
 
     async def events(self, request: Request, *, exact: bool = True) -> AsyncIterator[Any]:
@@ -130,6 +140,25 @@ class HttpTransport:
                 for line in lines:
                     if line.strip():
                         yield loads(line)
+
+    async def chunks(self, request: Request) -> AsyncIterator[bytes]:
+        """A streamed plain-text reply (a followed pod log), in chunks as they arrive. No
+        timeout once connected: a quiet container may print nothing for long, and the server
+        ends the stream when the container ends."""
+        async with self._open_watches().request(
+            request.method,
+            self._base + request.path,
+            params=request.query or None,
+            headers=self._headers(request.content_type, text=True),
+            proxy=self._configuration.proxy or None,
+            server_hostname=self._configuration.tls_server_name or None,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+        ) as response:
+            if response.status >= 300:
+                payload = await response.read()
+                raise from_reply(response.status, response.reason or "", payload, response.headers)
+            async for chunk in response.content.iter_any():
+                yield chunk
 
     async def close(self) -> None:
         for session in (self._session, self._watches):
