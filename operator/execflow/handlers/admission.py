@@ -10,6 +10,8 @@ children, and refuses exactly the specs that view fails, with the same message, 
 reconcile cannot disagree; then it compiles its `spec.resultSet` expressions. For a ResultSet it
 compiles every expression as the ResultSet controller does, refusing one that does not parse,
 reads an unknown name or calls an unknown function, with the field and position.
+The decision itself is made by `execflow.core.admission`, which `execflow lint` applies too;
+this module turns reviews into it and it into replies.
 
 An update that leaves the spec as it was (annotations, labels, finalizers, status) or that
 touches an object being deleted is always allowed: a workflow stored before a stricter operator
@@ -23,12 +25,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from execflow.api import timestamps
-from execflow.api.result_set import ResultSetTemplate
-from execflow.core.resultsets.transforms import expression_problems
-from execflow.core.workflows.view import WorkflowSnapshot, build_view
+from execflow.core.admission import (
+    AdmissionProblem,
+    refusal,
+    result_set_problems,
+    workflow_problems,
+)
 
 log = logging.getLogger("execflow.admission")
 
@@ -63,20 +66,21 @@ def _request(review: Any) -> Mapping[str, Any]:
     return request
 
 
-def _snapshot(request: Mapping[str, Any], workflow: Mapping[str, Any]) -> WorkflowSnapshot:
+def _workflow_problems(
+    request: Mapping[str, Any], workflow: Mapping[str, Any]
+) -> list[AdmissionProblem]:
     metadata = _mapping(workflow.get("metadata") or {}, "request.object.metadata")
     spec = _mapping(workflow.get("spec") or {}, "request.object.spec")
     annotations = metadata.get("annotations") or {}
     generation = metadata.get("generation")
-    return WorkflowSnapshot(
+    return workflow_problems(
         namespace=str(request.get("namespace") or metadata.get("namespace") or ""),
         name=str(metadata.get("name") or request.get("name") or ""),
+        spec=spec,
         uid=str(metadata.get("uid") or ""),
         generation=generation if isinstance(generation, int) else 1,
         created_at=timestamps.parse_time(metadata.get("creationTimestamp")),
         annotations=annotations if isinstance(annotations, Mapping) else {},
-        spec=spec,
-        status={},
     )
 
 
@@ -95,29 +99,10 @@ def _problem(request: Mapping[str, Any]) -> str | None:
         and old.get("spec") == admitted.get("spec")
     ):
         return None
-    spec = _mapping(admitted.get("spec") or {}, "request.object.spec")
     if admitted.get("kind") == "ResultSet":
-        return _result_set_problem(spec, "spec")
-    failure = build_view(_snapshot(request, admitted)).failure
-    if failure is not None:
-        return failure.message
-    template = spec.get("resultSet")
-    return None if template is None else _result_set_problem(template, "spec.resultSet")
-
-
-def _result_set_problem(spec: Any, where: str) -> str | None:
-    """Expressions of a ResultSet spec that do not compile (the shape is the CRD's to check)."""
-    try:
-        parsed = ResultSetTemplate.model_validate(spec)
-    except ValidationError:
-        return None  # the CRD schema refuses it with its own message, or the operator reports it
-    problems = expression_problems(parsed.aggregations, parsed.transforms)
-    if not problems:
-        return None
-    messages = [str(problem) for problem in problems[:3]]
-    if where != "spec":
-        messages = [message.replace("spec.", f"{where}.", 1) for message in messages]
-    return "; ".join(messages)
+        spec = _mapping(admitted.get("spec") or {}, "request.object.spec")
+        return refusal(result_set_problems(spec, "spec"))
+    return refusal(_workflow_problems(request, admitted))
 
 
 def admit(review: Any) -> Reply:
