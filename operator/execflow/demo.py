@@ -2,8 +2,9 @@
 
 By default it brings up the local control plane (built on first use); with
 EXECFLOW_DEMO_KUBECONFIG it uses that cluster instead (for example kind). It installs the CRDs,
-starts the operator for one fresh namespace, applies `examples/`, waits for every task to finish,
-prints their outcomes and exits non-zero when an outcome is not the documented one.
+starts the operator for one fresh namespace, applies `examples/`, follows each workflow through
+`execflow watch` (the live view on a terminal), waits for every task to finish, prints their
+outcomes (results as JSON) and exits non-zero when an outcome is not the documented one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,6 +115,8 @@ class Outcomes:
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     children: dict[str, int] = field(default_factory=dict)
     resultsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    watched: dict[str, int] = field(default_factory=dict)
+    """The exit code of `execflow watch` for each workflow (0: it ended Completed)."""
     s3: bool = False
     """Whether an S3 server was there for the S3 example."""
 
@@ -155,7 +159,23 @@ def prepare_s3(api: client.ApiClient, namespace: str) -> bool:
     return True
 
 
-def run_examples(api: client.ApiClient, namespace: str, say: Callable[[str], None]) -> Outcomes:
+def watch_workflows(kubeconfig: Path, namespace: str, names: list[str]) -> dict[str, int]:
+    """Each workflow through `execflow watch`, as a user would follow it (live on a terminal);
+    the exit code of each watch, which is its workflow's outcome."""
+    codes = {}
+    for name in names:
+        command = ["watch", "workflow", name, "-n", namespace, "--interval", "0.5"]
+        codes[name] = subprocess.run(
+            [sys.executable, "-m", "execflow.cli.main", *command, "--kubeconfig", str(kubeconfig)],
+            check=False,
+            timeout=180,
+        ).returncode
+    return codes
+
+
+def run_examples(
+    api: client.ApiClient, namespace: str, say: Callable[[str], None], kubeconfig: Path
+) -> Outcomes:
     outcomes = Outcomes(s3=prepare_s3(api, namespace))
     if not outcomes.s3:
         say(f"no local S3 server (Secret default/execflow-local-s3): skipping {S3_EXAMPLE}")
@@ -167,6 +187,9 @@ def run_examples(api: client.ApiClient, namespace: str, say: Callable[[str], Non
             say(f"applying examples/{name}")
             for plural, names in apply_file(api, namespace, EXAMPLES / name).items():
                 created.setdefault(plural, []).extend(names)
+        outcomes.watched.update(
+            watch_workflows(kubeconfig, namespace, created.get("workflows", []))
+        )
         for name, body in wait_finished(api, namespace, "tasks", created.get("tasks", [])).items():
             outcomes.tasks[name] = body.get("status") or {}
         workflows = wait_finished(api, namespace, "workflows", created.get("workflows", []))
@@ -204,6 +227,8 @@ def problems(outcomes: Outcomes) -> list[str]:
             found.append(
                 f"workflow {name}: expected {expected}, got {got}: {status.get('message')}"
             )
+        if outcomes.watched.get(name) != 0:
+            found.append(f"workflow {name}: `execflow watch` exited {outcomes.watched.get(name)}")
     for name, (phase, count, values) in EXPECTED_RESULTSETS.items():
         if name == "training-scores" and not outcomes.s3:
             continue
@@ -310,7 +335,7 @@ def main() -> int:
         say(f"starting the operator for namespace {namespace} (log in {operator.directory})")
         operator.start()
         try:
-            outcomes = run_examples(api, namespace, say)
+            outcomes = run_examples(api, namespace, say, cluster.kubeconfig)
         finally:
             operator.stop()
         print_outcomes(console, outcomes)

@@ -14,7 +14,8 @@ from tests.integration.resultsets import read_back
 def test_examples_end_as_documented(
     api: client.ApiClient, kubeconfig: Path, namespace: str, operator: OperatorProcess
 ) -> None:
-    outcomes = run_examples(api, namespace, lambda _message: None)
+    outcomes = run_examples(api, namespace, lambda _message: None, kubeconfig)
+    assert outcomes.watched == dict.fromkeys(EXPECTED_WORKFLOWS, 0)
     assert set(outcomes.tasks) == set(EXPECTED)
     assert set(outcomes.workflows) == set(EXPECTED_WORKFLOWS)
     assert problems(outcomes) == []

@@ -1,14 +1,23 @@
-"""The `execflow` command: the local cluster, the operator, and CRD generation.
+"""The `execflow` command (also the kubectl plugin `kubectl execflow`).
 
-Progress goes to stderr and results to stdout, so scripts can capture what they need (for example
-the kubeconfig path that `cluster up` prints as its last line).
+Users' verbs (submit, get, watch, logs, workflow, dag, tool, lint, results) live one module each
+in this package and register themselves through `add_parser`; this module adds the operator's own
+verbs (cluster, run, crds). Progress goes to stderr and results to stdout, so scripts can capture
+what they need (for example the kubeconfig path that `cluster up` prints as its last line).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from execflow import __version__
+
+VERBS = ("submit", "get", "watch", "logs", "workflow", "dag", "tool", "lint", "results")
+"""The modules of this package that each add one user verb (`add_parser(commands)`)."""
 
 
 def _say(message: str) -> None:
@@ -79,14 +88,35 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from execflow.api import crdgen
 
-    return crdgen.main(["--out", *args.out])
+    rendered = crdgen.render_crds()
+    for out in args.out:
+        if out == "-":
+            sys.stdout.write("---\n".join(rendered[name] for name in sorted(rendered)))
+            continue
+        for path in crdgen.write_crds(Path(out), rendered):
+            _say(f"wrote {path}")
+    return 0
+
+
+def _program() -> str:
+    """`kubectl execflow` when run as the kubectl plugin, else `execflow`."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "kubectl execflow" if name.startswith("kubectl-") else "execflow"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="execflow", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog=_program(),
+        description="execflow: tools, tasks, workflows and result sets on Kubernetes",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for verb in VERBS:
+        importlib.import_module(f"execflow.cli.{verb}").add_parser(commands)
 
     cluster = commands.add_parser("cluster", help="a local control plane with fake nodes")
     actions = cluster.add_subparsers(dest="action", required=True)
@@ -137,18 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    crds = commands.add_parser("crds", help="write the generated CRD YAML")
+    crds = commands.add_parser("crds", help="print or write the generated CRD YAML")
     crds.add_argument(
         "--out",
         nargs="+",
-        default=["crds", "charts/execflow/crds"],
-        help="folders to write into (default: crds/ and the chart's crds/)",
+        default=["-"],
+        help="folders to write one file per CRD into; - (the default): all of them to stdout",
     )
     crds.set_defaults(handler=_crds)
-
-    from execflow.cli import results
-
-    results.add_parser(commands)
     return parser
 
 
