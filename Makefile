@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: binaries
 	$(BIN)/pytest tests/unit -q
 
 integration: binaries

@@ -83,11 +83,21 @@ def kubernetes_ldflags(version: str = KUBERNETES_VERSION) -> str:
     return " ".join(flags)
 
 
+def helm_ldflags(version: str) -> str:
+    """helm's version, and the Kubernetes version it assumes without a cluster (`helm template`,
+    `helm lint`): unstamped it assumes v1.20, which a chart's `kubeVersion` floor refuses."""
+    major, minor = KUBERNETES_VERSION.removeprefix("v").split(".")[:2]
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {package}.k8sVersionMajor={major}", f"-X {package}.k8sVersionMinor={minor}"]
+    return " ".join(flags)
+
+
 def ldflags_for(component: Component) -> str:
     if component.wrapper == "kubernetes":
         return kubernetes_ldflags(component.version)
     if component.name == "helm":
-        return f"-s -w -X helm.sh/helm/v3/internal/version.version={component.version}"
+        return helm_ldflags(component.version)
     if component.name == "versitygw":
         return f"-s -w -X main.Version={component.version}"
     return "-s -w"

@@ -28,6 +28,9 @@ class Component:
     package: str
     # A wrapper module is needed when the upstream go.mod uses local replace directives.
     wrapper: str | None
+    # Part of the cache key beside the version: changed when the build flags change, so that a
+    # binary cached from the old flags is built again.
+    revision: str = ""
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -46,7 +49,7 @@ COMPONENTS: tuple[Component, ...] = (
     ),
     Component("kubectl", KUBERNETES_VERSION, "k8s.io/kubernetes/cmd/kubectl", "kubernetes"),
     Component("kwok", KWOK_VERSION, "sigs.k8s.io/kwok/cmd/kwok", None),
-    Component("helm", HELM_VERSION, "helm.sh/helm/v3/cmd/helm", None),
+    Component("helm", HELM_VERSION, "helm.sh/helm/v3/cmd/helm", None, revision="-k8s"),
     Component("versitygw", VERSITYGW_VERSION, "github.com/versity/versitygw/cmd/versitygw", None),
 )
 
@@ -70,7 +73,8 @@ def state_dir() -> Path:
 
 
 def binary_path(component: Component) -> Path:
-    return cache_dir() / "bin" / f"{component.name}-{component.version}" / component.name
+    folder = f"{component.name}-{component.version}{component.revision}"
+    return cache_dir() / "bin" / folder / component.name
 
 
 def by_name(name: str) -> Component:
