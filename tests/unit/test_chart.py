@@ -1,19 +1,36 @@
-"""The Helm chart's static parts: its CRDs, its default settings and its RBAC, read as files.
+"""The Helm chart's static parts: its CRDs, its default settings, its values schema and its RBAC,
+read as files.
 
 Pure: nothing is installed. The CRDs are compared with a fresh generation from the models, the
-default `settings:` are validated by the same loader the operator uses, and the RBAC templates are
-scanned for wildcards. Rendering and installing the chart is left to the integration tests.
+default `settings:` are validated by the same loader the operator uses, values.schema.json is
+checked against values.yaml and against the operator's settings models, and the RBAC templates are
+scanned for wildcards and for grants nothing needs. Rendering and installing the chart with the
+project's helm is tests/integration/test_helm.py's job.
 """
 
+import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pydantic
+import pytest
 import yaml
 
 from execflow.api.crdgen import check_crds, render_crds
-from execflow.api.settings import DEFAULT_QUEUE, SchedulingStrategy, load_settings
+from execflow.api.durations import DURATION_PATTERN
+from execflow.api.settings import (
+    DEFAULT_QUEUE,
+    AdaptiveWeights,
+    OperatorSettings,
+    QueueSettings,
+    SchedulingStrategy,
+    load_settings,
+)
 from execflow.kube.webhook import CONFIGURATION_NAME, SERVICE_PORT, secret_name
+from execflow.runner import LEASE_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "execflow"
@@ -35,15 +52,21 @@ def test_chart_crds_equal_a_fresh_generation() -> None:
 
 def test_replicas_elect_a_leader_through_a_lease_the_chart_lets_them_write() -> None:
     deployment = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
 
     assert "- --leader-election-namespace\n            - {{ .Release.Namespace | quote }}" in (
         deployment
     )
     assert "name: POD_NAME" in deployment, "each replica names itself in the Lease"
-    lease_rules = helpers.split('define "execflow.leaseRules"')[1].split("{{- end }}")[0]
-    assert '["leases"]' in lease_rules
-    assert '["get", "create", "patch"]' in lease_rules
+    # Creating the Lease cannot be limited to a name; reading and renewing it can.
+    assert yaml.safe_load(helper("execflow.leaseRules")) == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [LEASE_NAME],
+            "verbs": ["get", "patch"],
+        },
+    ]
 
 
 def test_chart_version_follows_the_package() -> None:
@@ -166,3 +189,193 @@ def test_the_operator_may_keep_only_its_own_certificate_secret() -> None:
     assert "namespace: {{ .Release.Namespace }}" in webhook_rbac
     assert "ClusterRole\n" not in webhook_rbac.replace("kind: Role\n", "")
     assert '{{- include "execflow.webhookSecretRules" . | nindent 2 }}' in webhook_rbac
+
+
+# ----- values.schema.json ---------------------------------------------------------------------
+def schema_errors(values: dict[str, Any]) -> list[str]:
+    """What values.schema.json says about `values` (empty: accepted), as `path: message`."""
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    return sorted(
+        f"/{'/'.join(str(part) for part in error.absolute_path)}: {error.message}"
+        for error in validator.iter_errors(values)
+    )
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    """The default values with one dotted key set, as `--set path=value` sets it."""
+    values = chart_values()
+    *parents, last = path.split(".")
+    node = values
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return values
+
+
+def test_the_schema_is_a_valid_draft_7_schema_that_accepts_the_defaults() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema_errors(chart_values()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "complaint"),
+    [
+        ("replicas", "x", "/replicas: 'x' is not of type 'integer'"),
+        ("replicas", -1, "/replicas: -1 is less than the minimum of 0"),
+        ("settings.queues.default.strategy", "Bogus", "/settings/queues/default/strategy: 'Bogus'"),
+        ("settings.queues.default.maxConcurrentTasks", 0, "less than the minimum of 1"),
+        ("settings.queues.default.adaptiveWeights.waitTime", -1, "less than the minimum of 0"),
+        ("settings.queues.default.maxConcurentTasks", 5, "'maxConcurentTasks' was unexpected"),
+        ("settings.queues.Batch", {}, "/settings/queues: 'Batch' does not match"),
+        ("settings.podCreateTimeout", "2 minutes", "/settings/podCreateTimeout: '2 minutes'"),
+        ("image.pullPolicy", "Sometimes", "/image/pullPolicy: 'Sometimes' is not one of"),
+        ("logLevel", "TRACE", "/logLevel: 'TRACE' is not one of"),
+        ("webhook.port", 8081, "/webhook/port"),
+        ("watchNamespaces", ["Team_A"], "/watchNamespaces/0: 'Team_A' does not match"),
+        ("replica", 2, "'replica' was unexpected"),
+    ],
+)
+def test_the_schema_refuses_a_bad_value_naming_where_it_is(
+    path: str, value: Any, complaint: str
+) -> None:
+    errors = schema_errors(with_value(path, value))
+
+    assert len(errors) == 1, errors
+    assert complaint in errors[0]
+
+
+def test_without_leader_election_at_most_one_replica_may_run() -> None:
+    values = with_value("leaderElection.enabled", False)
+    assert schema_errors(values) == []
+
+    values["replicas"] = 2
+    assert schema_errors(values) == ["/replicas: 2 is greater than the maximum of 1"]
+
+
+def _aliases(model: type[pydantic.BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def test_the_settings_schema_has_exactly_the_keys_the_operator_reads() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    settings = schema["properties"]["settings"]
+    queue = schema["definitions"]["queue"]
+
+    assert set(settings["properties"]) == _aliases(OperatorSettings)
+    assert set(queue["properties"]) == _aliases(QueueSettings)
+    assert set(queue["properties"]["adaptiveWeights"]["properties"]) == _aliases(AdaptiveWeights)
+    assert queue["properties"]["strategy"]["enum"] == [s.value for s in SchedulingStrategy]
+    assert schema["definitions"]["duration"]["pattern"] == DURATION_PATTERN
+    # Unknown keys are refused at every level, as the operator refuses them.
+    assert settings["additionalProperties"] is False
+    assert queue["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "queue",
+    [
+        {"strategy": "Adaptive", "agingSeconds": 30, "starvationLimit": 5, "backfillLimit": 0},
+        {"strategy": "FIFO", "maxConcurrentTasks": 1, "maxQueuedTasks": 1, "starvationLimit": None},
+        {"preemption": True, "resourceAware": False, "adaptiveWeights": {"shortness": 0}},
+    ],
+)
+def test_settings_the_schema_accepts_load_in_the_operator(queue: dict[str, Any]) -> None:
+    settings = {"podCreateTimeout": "30s", "storageCleanupTimeout": "1m30s", "queues": {"b": queue}}
+
+    assert schema_errors(with_value("settings", settings)) == []
+    assert load_settings(yaml.safe_dump(settings)).queues["b"].strategy in SchedulingStrategy
+
+
+# ----- what the RBAC grants -----------------------------------------------------------------------
+def rules_of(name: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = yaml.safe_load(helper(name))
+    return rules
+
+
+def grants(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
+    """The verbs `rules` grant on resource (any name) in the API group."""
+    return {
+        verb
+        for rule in rules
+        if group in rule["apiGroups"] and resource in rule["resources"]
+        if "resourceNames" not in rule
+        for verb in rule["verbs"]
+    }
+
+
+def test_users_secrets_are_only_read_one_by_one() -> None:
+    rules = rules_of("execflow.namespacedRules")
+
+    assert grants(rules, "", "secrets") == {"get"}, "no list or watch of users' Secrets"
+    assert grants(rules, "", "configmaps") == {"list", "create", "patch", "delete"}
+    assert grants(rules, "", "pods") == {"list", "watch"}
+    assert grants(rules, "", "events") == {"list", "watch", "create"}
+    assert all("pods/log" not in rule["resources"] for rule in rules)
+    assert all(
+        "update" not in rule["verbs"] or rule["resources"][0].endswith("/finalizers")
+        for rule in rules
+    ), "the operator patches; it never updates whole objects"
+
+
+def test_leases_are_granted_only_by_a_role_in_the_release_namespace() -> None:
+    rbac = (CHART / "templates" / "rbac.yaml").read_text(encoding="utf-8")
+    namespaced = helper("execflow.namespacedRules") + helper("execflow.clusterRules")
+
+    assert "leases" not in namespaced
+    assert rbac.count('include "execflow.leaseRules"') == 1
+    lease_role = rbac.split("{{- if .Values.leaderElection.enabled }}\n---")[1].split("---")[0]
+    assert "kind: Role\n" in lease_role
+    assert "namespace: {{ .Release.Namespace }}" in lease_role
+
+
+# ----- the chart's documentation --------------------------------------------------------------
+WHOLE = {"resources", "podSecurityContext", "securityContext", "settings"}
+"""Values the README documents as a whole, not key by key."""
+
+
+def value_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """The dotted keys of values.yaml, down to the level the README documents."""
+    keys = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in WHOLE:
+            keys |= value_keys(value, f"{path}.")
+        else:
+            keys.add(path)
+    return keys
+
+
+def test_the_readme_documents_every_value_and_only_those() -> None:
+    readme = (CHART / "README.md").read_text(encoding="utf-8")
+    table = readme.split("\n## Values\n")[1].split("\n## ")[0]
+    documented = {
+        key.strip().strip("`")
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for key in line.split("|")[1].split(" / ")
+    }
+
+    assert documented == value_keys(chart_values())
+
+
+def test_every_value_a_template_reads_is_declared_in_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    read = {
+        match
+        for template in (CHART / "templates").iterdir()
+        for match in re.findall(r"\.Values\.([A-Za-z.]+)", template.read_text(encoding="utf-8"))
+    }
+
+    undeclared = []
+    for path in sorted(read):
+        node = schema
+        for part in path.rstrip(".").split("."):
+            properties = node.get("properties", {})
+            if part not in properties:
+                undeclared.append(path)
+                break
+            node = properties[part]
+    assert undeclared == [], "values.schema.json refuses what these templates read"

@@ -63,80 +63,96 @@ The operator logs at INFO, or at DEBUG (its --verbose flag).
 {{- end }}
 
 {{/*
-RBAC rules for what the operator does inside a namespace it watches: reconcile the four kinds,
-run Jobs, read pods and their logs, store results in ConfigMaps, read Secrets named by ResultSets
-(keys, S3 credentials), post Events, read quotas, and peer with its other replicas.
+RBAC rules for what the operator does inside a namespace it watches; every verb is one the
+operator's code calls (the chart README explains each). No `get` where a watch already keeps a
+copy, no `update` where the operator patches, no `watch` where it only reads on demand.
 */}}
 {{- define "execflow.namespacedRules" -}}
+# The four kinds are watched (list + watch keep the operator's copies).
 - apiGroups: ["execflow.dev"]
   resources: ["tools", "tasks", "workflows", "resultsets"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-# Workflows create and delete their child Tasks, and create the ResultSet spec.resultSet asks for.
+  verbs: ["list", "watch"]
+# A Task is read once more right before its attempt's Job is created; Workflows create their
+# child Tasks, suspend or cancel them (patch) and replace the failed ones when resumed (delete).
 - apiGroups: ["execflow.dev"]
   resources: ["tasks"]
-  verbs: ["create", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
+# A finished Workflow is deleted once its ttlAfterFinished has passed.
+- apiGroups: ["execflow.dev"]
+  resources: ["workflows"]
+  verbs: ["delete"]
+# The ResultSet a Workflow's spec.resultSet asks for; the finalizer that holds a set stored in S3
+# until its objects are deleted.
 - apiGroups: ["execflow.dev"]
   resources: ["resultsets"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 - apiGroups: ["execflow.dev"]
   resources: ["tools/status", "tasks/status", "workflows/status", "resultsets/status"]
-  verbs: ["get", "patch", "update"]
-# Children (Jobs, Tasks, ResultSets) carry owner references that block their owner's deletion;
-# where the OwnerReferencesPermissionEnforcement admission plugin runs, that needs this.
+  verbs: ["patch"]
+# Jobs (owned by Tasks) and child Tasks and ResultSets (owned by Workflows) carry owner references
+# with blockOwnerDeletion; where the OwnerReferencesPermissionEnforcement admission plugin runs
+# (OpenShift, hardened clusters), setting it needs `update` on the owner's finalizers.
 - apiGroups: ["execflow.dev"]
   resources: ["tasks/finalizers", "workflows/finalizers"]
   verbs: ["update"]
-# Jobs are attempts: created, stopped (patched) when their pod can never be created, deleted.
+# Jobs are attempts: watched, created, stopped (patched) when their pod can never be created,
+# deleted when a Task is cancelled or suspended.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Pods are watched: the attempts' own, and the others for the resources they hold; quotas too.
 - apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
+  resources: ["pods", "resourcequotas"]
+  verbs: ["list", "watch"]
+# Events are posted about Tasks, Workflows and ResultSets; the Job controller's FailedCreate
+# Events are watched (a pod that cannot be created).
 - apiGroups: [""]
-  resources: ["pods/log"]
-  verbs: ["get"]
+  resources: ["events"]
+  verbs: ["list", "watch", "create"]
+# ResultSets with backend ConfigMap keep their data in ConfigMaps they own: listed by the set's
+# label to read them back, created, appended to (patch), deleted when the set's ttl expires.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["list", "create", "patch", "delete"]
+# A ResultSet's encryption key and S3 credentials are read from the Secrets its spec names. RBAC
+# cannot narrow this to names the operator learns from users' objects: `get` only, no list or
+# watch, so the operator reads a Secret only when a ResultSet names it.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# Events are posted about Tasks; the Job controller's FailedCreate Events are watched.
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["list", "watch", "create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
-  resources: ["resourcequotas"]
-  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/*
-RBAC rules for cluster-scoped reads the operator needs in every mode: node allocatable resources
-(resource-aware scheduling), namespaces and CRDs (kopf scans both at startup).
+RBAC rules for cluster-scoped reads: node allocatable resources (resource-aware scheduling) and
+CRDs (kopf, the operator's framework, watches them to follow API changes); with watchNamespaces,
+namespaces too (kopf watches them to know which of the named ones exist).
 */}}
 {{- define "execflow.clusterRules" -}}
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- if .Values.watchNamespaces }}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- end }}
 
 {{/*
-Leader election: the replicas hold the Lease `execflow-operator` in the release namespace.
+Leader election: the replicas hold the Lease `execflow-operator` in the release namespace. The
+first one creates it (a create cannot be limited to a name); reading and renewing it can.
 */}}
 {{- define "execflow.leaseRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: ["execflow-operator"]
+  verbs: ["get", "patch"]
 {{- end }}
 
 {{/*

@@ -1,8 +1,14 @@
 """How each component of the local control plane is configured: command lines and kubeconfigs.
 
 Everything listens on 127.0.0.1 with TLS and client certificates; the API server authorizes with
-Node and RBAC and signs service-account tokens, as a real cluster does. The command lines are a
-function of the ports chosen for this cluster and the folder that holds its state.
+Node and RBAC, checks who may block an owner's deletion (OwnerReferencesPermissionEnforcement, as
+hardened clusters do) and signs service-account tokens, as a real cluster does. The command lines
+are a function of the ports chosen for this cluster and the folder that holds its state.
+
+The API server also keeps an audit log of what service accounts outside kube-system do (the
+operator run with a chart's ServiceAccount token, see `AUDIT_POLICY`), so a test can tell which
+permissions were used and which were refused. Its policy file is written into the folder with
+the API server's command line.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from execflow.devcluster import pki
 
@@ -24,6 +32,25 @@ NODE_LEASE_SECONDS = 40
 # How long the node controller waits for a renewal before it marks a node NotReady (see its
 # command line below).
 NODE_MONITOR_GRACE_SECONDS = 90
+
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    # One event per request once it is answered (a watch: when it starts and when it ends).
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        # The controllers (--use-service-account-credentials) make most of the cluster's
+        # requests and are nobody's question: not logged.
+        {"level": "None", "userGroups": ["system:serviceaccounts:kube-system"]},
+        # Other service accounts: who did what to which object, and the answer; no bodies.
+        {"level": "Metadata", "userGroups": ["system:serviceaccounts"]},
+        # Everyone else (the admin, the control plane, kwok): not logged.
+        {"level": "None"},
+    ],
+}
+"""What the API server records: only requests of service accounts outside kube-system, which
+only a test that runs the operator with a ServiceAccount's token makes, so every other test pays
+nothing for it."""
 
 
 def kubeconfig(server: str, pki_dir: Path, identity: pki.Identity) -> dict[str, Any]:
@@ -63,8 +90,21 @@ def kubeconfig(server: str, pki_dir: Path, identity: pki.Identity) -> dict[str, 
     }
 
 
+def audit_log(directory: Path) -> Path:
+    """The API server's audit log of the cluster in `directory`: JSON lines, one per event."""
+    return directory / "logs" / "audit.log"
+
+
+def write_audit_policy(directory: Path) -> Path:
+    """Write `AUDIT_POLICY` into `directory` for the API server's --audit-policy-file."""
+    path = directory / "audit-policy.yaml"
+    path.write_text(yaml.safe_dump(AUDIT_POLICY, sort_keys=False))
+    return path
+
+
 def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Path) -> list[str]:
-    """The command line of one component, with its ports and its place in `directory`."""
+    """The command line of one component, with its ports and its place in `directory` (for the
+    API server, its audit policy is written there too)."""
     p = ports
     pki_dir = directory / "pki"
     if name == "etcd":
@@ -110,6 +150,16 @@ def command_line(name: str, binary: str, ports: Mapping[str, int], directory: Pa
             "--profiling=false",
             "--max-requests-inflight=800",
             "--max-mutating-requests-inflight=400",
+            # As on clusters that enforce it (OpenShift): setting blockOwnerDeletion on an owner
+            # reference needs `update` on the owner's finalizers, which the chart's RBAC grants.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+            f"--audit-policy-file={write_audit_policy(directory)}",
+            f"--audit-log-path={audit_log(directory)}",
+            "--audit-log-format=json",
+            # Blocking: an event is in the file once its request is answered.
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=100",
+            "--audit-log-maxbackup=1",
         ]
     if name == "kube-controller-manager":
         kubeconfig = directory / "kube-controller-manager.kubeconfig"

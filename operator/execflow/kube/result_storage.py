@@ -149,11 +149,12 @@ class ConfigMapStore:
         name, key = segment.location.removeprefix("configmap/").split(":", 1)
         body = self._shards.get(name)
         if body is None or key not in (body.get("binaryData") or {}):
-            try:
-                body = await self.kube.get(CONFIG_MAPS, self.owner.namespace, name)
-            except ApiError as error:
-                raise StorageError(f"cannot read ConfigMap {name}: {error}") from error
-            self._shards[name] = body
+            # Written after the last listing: list again (the same read the operator's role
+            # grants, rather than one more verb for this rare case).
+            await self.list()
+            body = self._shards.get(name)
+            if body is None:
+                raise StorageError(f"the ConfigMap {name} holding segment {key} is gone")
         text = (body.get("binaryData") or {}).get(key)
         if text is None:
             raise StorageError(f"ConfigMap {name} has no segment {key}")
