@@ -206,3 +206,32 @@ def test_kstatus_and_argocd_health_checks_read_every_kind_in_every_state(
             stalled = [c for c in body["status"]["conditions"] if c["type"] == "Stalled"]
             assert verdict.message == stalled[0]["message"], (case, verdict)
             assert stalled[0]["message"] in verdict_health.message, (case, verdict_health)
+
+
+def test_an_object_just_created_is_in_progress_for_both_judges(
+    api: client.ApiClient, namespace: str
+) -> None:
+    """Before the operator has written anything, every kind reads as in progress, not done: the
+    CRDs default `status.observedGeneration` to 0 (the reply to a create is the stored object)."""
+    custom = custom_api(api)
+    bodies = [
+        {"kind": "Tool", "spec": {"image": "example.invalid/tool:1"}},
+        {"kind": "Task", "spec": {"container": {"image": "example.invalid/job:1"}}},
+        {"kind": "Workflow", "spec": {"steps": [{"name": "s", "tasks": [sim("a")]}]}},
+        {"kind": "ResultSet", "spec": {"source": {"taskRefs": ["a"]}}},
+    ]
+    created = []
+    for body in bodies:
+        kind = str(body["kind"])
+        manifest = {"apiVersion": f"{GROUP}/{VERSION}", "metadata": {"name": "fresh"}, **body}
+        created.append(
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], manifest
+            )
+        )
+    assert [body["status"]["observedGeneration"] for body in created] == [0] * 4
+    verdicts = kstatus.compute(created, kstatus.ensure_kstatus())
+    assert [(v.kind, v.status) for v in verdicts] == [
+        (body["kind"], "InProgress") for body in bodies
+    ]
+    assert [check(body).status for body in created] == ["Progressing"] * 4

@@ -425,7 +425,13 @@ def test_conditions_are_a_list_map_keyed_by_type() -> None:
 
 
 def test_task_schema_leaves_defaults_to_the_models_so_tool_defaults_can_apply() -> None:
-    assert "default" not in set(all_keys(schema_of("Task")))
+    assert "default" not in set(all_keys(node_at(schema_of("Task"), ".spec")))
+
+
+@pytest.mark.parametrize("kind", ["Tool", "Task", "Workflow", "ResultSet"])
+def test_a_new_object_has_an_observed_generation_below_its_generation(kind: str) -> None:
+    """kstatus reads a missing status as Current; 0 < generation reads as InProgress."""
+    assert node_at(schema_of(kind), ".status")["default"] == {"observedGeneration": 0}
 
 
 def test_tool_schema_defaults_the_service_account_token_to_off() -> None:
@@ -706,7 +712,7 @@ def workflow_rule_texts() -> list[str]:
 
 
 def test_workflow_schema_leaves_defaults_to_the_models_so_tool_defaults_can_apply() -> None:
-    assert "default" not in set(all_keys(schema_of("Workflow")))
+    assert "default" not in set(all_keys(node_at(schema_of("Workflow"), ".spec")))
 
 
 def test_workflow_lists_carry_the_limits_the_cost_budget_allows() -> None:

@@ -222,6 +222,12 @@ def openapi_schema(resource: CustomResourceKind) -> JsonSchema:
             *spec.get(VALIDATIONS, []),
             {"rule": rule, "message": resource.immutable_spec.message},
         ]
+    status = schema["properties"].get("status")
+    if status is not None:
+        # kstatus (Flux, kpt) reads an object without a status as Current, so a Task just created,
+        # before the operator first writes its status, would look done. An observedGeneration of
+        # 0 below metadata.generation reads as InProgress until the operator has seen it.
+        status["default"] = {"observedGeneration": 0}
     schema["properties"] = {
         "apiVersion": _API_VERSION_PROPERTY,
         "kind": _KIND_PROPERTY,
