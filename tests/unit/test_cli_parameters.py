@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from execflow.cli.tool import (
-    CALLED_BY_LABEL,
     ParameterError,
     base_parameters,
     parse_pairs,
@@ -15,7 +14,7 @@ from execflow.cli.tool import (
     parse_value,
     task_body,
 )
-from execflow.core.tools import parameter_problem
+from execflow.core.tools import CALLED_BY_LABEL, parameter_problem
 
 
 @pytest.mark.parametrize(

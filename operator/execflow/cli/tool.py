@@ -27,15 +27,13 @@ from typing import Any
 
 import yaml
 
-from execflow.api.common import GROUP_VERSION
 from execflow.api.durations import parse_duration
 from execflow.api.task import Priority, TaskPhase, TaskStatus
 from execflow.cli.common import FAILED, CommandError, Target, add_target, run, say
-from execflow.core.tools import check_tool, parameter_problem
+from execflow.core.tools import call_task, check_tool, parameter_problem
 from execflow.kube.client import TASKS, TOOLS, Kube
 from execflow.kube.errors import NotFoundError
 
-CALLED_BY_LABEL = "execflow.dev/called-by"
 CANCELLED = 3
 GAVE_UP = 4
 TIMED_OUT = 124
@@ -253,18 +251,15 @@ def task_body(
     queue: str | None = None,
 ) -> dict[str, Any]:
     """The Task of one call of `tool`."""
-    spec: dict[str, Any] = {"toolRef": {"name": tool}, "parameters": dict(parameters)}
-    for field, value in (("priority", priority), ("timeout", timeout), ("queue", queue)):
-        if value is not None:
-            spec[field] = value
-    if pod_annotations:
-        spec["podTemplate"] = {"metadata": {"annotations": dict(pod_annotations)}}
-    return {
-        "apiVersion": GROUP_VERSION,
-        "kind": "Task",
-        "metadata": {"generateName": f"{tool}-", "labels": {**labels, CALLED_BY_LABEL: "cli"}},
-        "spec": spec,
-    }
+    fields = {"priority": priority, "timeout": timeout, "queue": queue}
+    return call_task(
+        tool,
+        parameters,
+        called_by="cli",
+        fields=fields,
+        labels=labels,
+        pod_annotations=pod_annotations,
+    )
 
 
 # ----- the call ---------------------------------------------------------------------------------

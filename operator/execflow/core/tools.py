@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 from pydantic import ValidationError
 
+from execflow.api.common import GROUP_VERSION
 from execflow.api.reasons import Reason
 from execflow.api.tool import ToolSpec
 from execflow.core.task_spec import SpecError, effective_spec
@@ -90,3 +91,32 @@ def parameter_problem(schema: Mapping[str, Any], parameters: Mapping[str, Any]) 
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "(root)"
     return f"parameters {where}: {error.message}"
+
+
+CALLED_BY_LABEL = "execflow.dev/called-by"
+"""Which front end created a Task for a call of its Tool: `cli` or `mcp`."""
+
+
+def call_task(
+    tool: str,
+    parameters: Mapping[str, Any],
+    *,
+    called_by: str,
+    fields: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    pod_annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Task of one call of `tool` (a generated name), with the Task spec `fields` given (the
+    Tool's defaults fill in the rest when the operator reads it)."""
+    spec: dict[str, Any] = {"toolRef": {"name": tool}, "parameters": dict(parameters)}
+    spec.update({field: value for field, value in (fields or {}).items() if value is not None})
+    if pod_annotations:
+        spec["podTemplate"] = {"metadata": {"annotations": dict(pod_annotations)}}
+    metadata: dict[str, Any] = {
+        "generateName": f"{tool}-",
+        "labels": {**(labels or {}), CALLED_BY_LABEL: called_by},
+    }
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": GROUP_VERSION, "kind": "Task", "metadata": metadata, "spec": spec}
