@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from execflow import __version__
 
-VERBS = ("submit", "get", "watch", "logs", "workflow", "dag", "tool", "lint", "results")
+VERBS = ("submit", "get", "watch", "logs", "workflow", "dag", "tool", "lint", "mcp", "results")
 """The modules of this package that each add one user verb (`add_parser(commands)`)."""
 
 

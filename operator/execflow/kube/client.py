@@ -87,6 +87,8 @@ QUOTAS = Resource("", "v1", "resourcequotas")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
 RESULTSETS = Resource("execflow.dev", "v1alpha1", "resultsets")
 CONFIG_MAPS = Resource("", "v1", "configmaps")
+TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", namespaced=False)
+ACCESS_REVIEWS = Resource("authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False)
 SECRETS = Resource("", "v1", "secrets")
 
 
