@@ -332,7 +332,7 @@ def test_leases_are_granted_only_by_a_role_in_the_release_namespace() -> None:
 
 
 # ----- the chart's documentation --------------------------------------------------------------
-WHOLE = {"resources", "podSecurityContext", "securityContext", "settings"}
+WHOLE = {"resources", "mcp.resources", "podSecurityContext", "securityContext", "settings"}
 """Values the README documents as a whole, not key by key."""
 
 

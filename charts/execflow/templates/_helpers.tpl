@@ -190,3 +190,73 @@ namespace, which the first of them creates and a later one replaces when it no l
   resourceNames: [{{ printf "%s-tls" (include "execflow.webhookServiceName" .) | quote }}]
   verbs: ["get", "patch"]
 {{- end }}
+
+{{/*
+The MCP endpoint (mcp.enabled): its objects' name, `<fullname>-mcp`; the namespace whose Tools it
+serves (mcp.namespace, or the release namespace); its ServiceAccount. Its pods carry their own
+`app.kubernetes.io/name` so that neither the operator's Deployment nor its Services select them.
+*/}}
+{{- define "execflow.mcpName" -}}
+{{- printf "%s-mcp" (include "execflow.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "execflow.mcpNamespace" -}}
+{{- .Values.mcp.namespace | default .Release.Namespace }}
+{{- end }}
+
+{{- define "execflow.mcpServiceAccountName" -}}
+{{- if .Values.mcp.serviceAccount.create }}
+{{- default (include "execflow.mcpName" .) .Values.mcp.serviceAccount.name }}
+{{- else }}
+{{- required "mcp.serviceAccount.name is required when mcp.serviceAccount.create is false" .Values.mcp.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "execflow.mcpSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-mcp" (include "execflow.name" . | trunc 59 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: mcp
+{{- end }}
+
+{{- define "execflow.mcpLabels" -}}
+helm.sh/chart: {{ include "execflow.chart" . }}
+{{ include "execflow.mcpSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: execflow
+{{- end }}
+
+{{/*
+RBAC rules of the MCP endpoint in the namespace it serves; every verb is one its code calls (the
+chart README explains each). The agents' own rights are checked per request with the reviews of
+execflow.mcpClusterRules; these are what the endpoint then does with its own identity.
+*/}}
+{{- define "execflow.mcpRules" -}}
+# The Tools it serves are watched (list + watch keep its tool list).
+- apiGroups: ["execflow.dev"]
+  resources: ["tools"]
+  verbs: ["list", "watch"]
+# A call creates a Task; the Tasks calls made are watched (a waiting call wakes on its Task's
+# events); a cancelled call cancels its Task (patch spec.cancel); resources/list lists Tasks and
+# resources/read gets one.
+- apiGroups: ["execflow.dev"]
+  resources: ["tasks"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# resources/list lists Workflows and ResultSets, resources/read gets one.
+- apiGroups: ["execflow.dev"]
+  resources: ["workflows", "resultsets"]
+  verbs: ["get", "list"]
+{{- end }}
+
+{{/*
+Cluster-scoped: who a bearer token belongs to (TokenReview) and whether that identity may do what
+its request does (SubjectAccessReview). The same two grants as the built-in system:auth-delegator.
+*/}}
+{{- define "execflow.mcpClusterRules" -}}
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
