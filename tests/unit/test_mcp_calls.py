@@ -148,3 +148,20 @@ def test_reviews_are_remembered_for_a_short_while() -> None:
     now[0] += REMEMBER + 1
     asyncio.run(ask())
     assert len(reviews.requests) == 8  # asked again once they expired
+
+
+def test_simultaneous_questions_share_one_review() -> None:
+    reviews = _Reviews()
+    access = Access(Kube(reviews))
+
+    async def ask() -> list[Any]:
+        who = Identity("alice", groups=("g",))
+        return await asyncio.gather(
+            *(access.identify("good") for _ in range(10)),
+            *(access.allowed(who, "create", "tasks", "ns") for _ in range(10)),
+        )
+
+    answers = asyncio.run(ask())
+    assert answers[:10] == [Identity("alice", groups=("g",))] * 10
+    assert answers[10:] == [True] * 10
+    assert len(reviews.requests) == 2
