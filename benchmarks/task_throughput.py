@@ -86,7 +86,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client
@@ -113,6 +113,7 @@ RECONCILES_METRIC = "execflow_reconciles_total"
 TRANSITIONS_METRIC = "execflow_task_transitions_total"
 # Logged once the operator's caches hold everything it watches: "listed 0 tools, 0 tasks, ...".
 LISTED = re.compile(r"listed (\d+) tools, (\d+) tasks.*")
+T = TypeVar("T")
 
 
 def say(message: str) -> None:
@@ -244,20 +245,26 @@ class Observations:
 
 
 # ----- creating ---------------------------------------------------------------------------------
+def retried(call: Callable[[], T]) -> T:
+    """`call()`, tried again after a growing pause while the API server answers 429 or 5xx (six
+    tries at most)."""
+    for attempt in range(5):
+        try:
+            return call()
+        except ApiException as error:
+            if error.status not in RETRIABLE_STATUS:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    return call()
+
+
 def create_all(
     names: list[str], create: Callable[[str], None], threads: int
 ) -> tuple[float, float]:
     """Create every object from a thread pool; returns (start, end) on the monotonic clock."""
 
     def one(name: str) -> None:
-        for attempt in range(6):
-            try:
-                create(name)
-                return
-            except ApiException as error:
-                if error.status not in RETRIABLE_STATUS or attempt == 5:
-                    raise
-                time.sleep(0.2 * 2**attempt)
+        retried(lambda: create(name))
 
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="create") as pool:
@@ -353,9 +360,8 @@ WATCHED_RESOURCES = {
 }
 
 
-def apiserver_requests(api: client.ApiClient) -> Counter[str]:
-    """Mutating request counts for tasks, workflows, jobs and core events:
-    `VERB group/resource[/sub]`."""
+def request_totals(api: client.ApiClient) -> list[tuple[dict[str, str], float]]:
+    """The API server's apiserver_request_total samples from its /metrics: (labels, value)."""
     response = api.call_api(
         "/metrics",
         "GET",
@@ -363,18 +369,25 @@ def apiserver_requests(api: client.ApiClient) -> Counter[str]:
         _preload_content=False,
         _return_http_data_only=True,
     )
-    counts: Counter[str] = Counter()
+    totals = []
     for line in response.data.decode().splitlines():
         match = REQUEST_LINE.match(line)
-        if match is None:
-            continue
-        labels = dict(LABEL.findall(match["labels"]))
+        if match is not None:
+            totals.append((dict(LABEL.findall(match["labels"])), float(match["value"])))
+    return totals
+
+
+def apiserver_requests(api: client.ApiClient) -> Counter[str]:
+    """Mutating request counts for tasks, workflows, jobs and core events:
+    `VERB group/resource[/sub]`."""
+    counts: Counter[str] = Counter()
+    for labels, value in request_totals(api):
         verb, group, resource = labels.get("verb"), labels.get("group", ""), labels.get("resource")
         if verb not in MUTATING or (group, resource) not in WATCHED_RESOURCES:
             continue
         subresource = labels.get("subresource", "")
         key = f"{verb} {group or 'core'}/{resource}" + (f"/{subresource}" if subresource else "")
-        counts[key] += int(float(match["value"]))
+        counts[key] += int(value)
     return counts
 
 
@@ -503,6 +516,21 @@ class Environment:
     revision: str
     load_average_at_start: tuple[float, ...]
     load_average_at_end: tuple[float, ...]
+
+    @classmethod
+    def at_end(
+        cls, cluster: str, kubernetes: str, load_average_at_start: tuple[float, ...]
+    ) -> Environment:
+        """Where a run ran, read as it ends (this checkout's revision, the load average now)."""
+        return cls(
+            cluster=cluster,
+            cpus=os.cpu_count(),
+            python=platform.python_version(),
+            kubernetes=kubernetes,
+            revision=harness.revision(ROOT),
+            load_average_at_start=load_average_at_start,
+            load_average_at_end=harness.load_average(),
+        )
 
 
 @dataclass(frozen=True)
@@ -932,15 +960,7 @@ def measure(
             count=args.count,
             duration=args.duration,
             threads=args.threads,
-            environment=Environment(
-                cluster=cluster.mode,
-                cpus=os.cpu_count(),
-                python=platform.python_version(),
-                kubernetes=server,
-                revision=harness.revision(ROOT),
-                load_average_at_start=load_at_start,
-                load_average_at_end=harness.load_average(),
-            ),
+            environment=Environment.at_end(cluster.mode, server, load_at_start),
             jobs=jobs,
             tasks=tasks.run,
             ratio=round(tasks.run.per_second / jobs.per_second, 3),
