@@ -16,16 +16,16 @@ from collections import defaultdict
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.objects import TERMINAL, create_task, create_workflow, patch_spec
-from tests.integration.operator_process import OperatorProcess, wait_phase
-from tests.integration.workflows import sim, wait_workflow
-from tests.unit.test_dashboard import (
+from tests.dashboard_queries import (
     TARGET_LABELS,
     Query,
     dashboard_queries,
     parse,
     without_variables,
 )
+from tests.integration.objects import TERMINAL, create_task, create_workflow, patch_spec
+from tests.integration.operator_process import OperatorProcess, wait_phase
+from tests.integration.workflows import sim, wait_workflow
 
 Samples = dict[str, list[dict[str, str]]]
 
