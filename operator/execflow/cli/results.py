@@ -26,6 +26,7 @@ from typing import Any
 
 from execflow.api.result_set import COLLECT_ANNOTATION, ResultSet, Strategy
 from execflow.api.result_set_status import ResultSetPhase
+from execflow.cli.common import add_target, target
 from execflow.core.resultsets.errors import ResultSetError
 from execflow.core.resultsets.transforms import compile_programs, transform_outputs
 from execflow.kube.client import RESULTSETS, Kube
@@ -46,8 +47,7 @@ def add_parser(commands: Any) -> None:
     actions = results.add_subparsers(dest="action", required=True)
     get = actions.add_parser("get", help="print a ResultSet's items, verified")
     get.add_argument("name", help="the ResultSet")
-    get.add_argument("-n", "--namespace", default=None, help="its namespace (default: context)")
-    get.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: KUBECONFIG)")
+    add_target(get)
     get.add_argument(
         "-o", "--output", choices=("json", "jsonl", "csv"), default="json", help="format"
     )
@@ -66,11 +66,12 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        connection = Connection(args.kubeconfig)
+        where = target(args)
+        connection = Connection(where.kubeconfig, where.context)
     except CredentialsError as error:
         print(f"execflow: {error}", file=sys.stderr)
         return 2
-    namespace = args.namespace or _context_namespace(args.kubeconfig)
+    namespace = where.namespace or "default"
 
     async def read() -> str:
         try:
@@ -189,13 +190,3 @@ def _cell(value: Any) -> str:
 
 def _annotations(resource: ResultSet) -> Mapping[str, str]:
     return resource.metadata.annotations
-
-
-def _context_namespace(kubeconfig: str | None) -> str:
-    from kubernetes import config
-
-    try:
-        _, context = config.list_kube_config_contexts(config_file=kubeconfig)
-    except (config.ConfigException, OSError):
-        return "default"
-    return str((context or {}).get("context", {}).get("namespace") or "default")

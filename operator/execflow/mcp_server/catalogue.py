@@ -21,7 +21,7 @@ from execflow.kube.client import TASKS, TOOLS
 from execflow.kube.http import HttpTransport
 from execflow.kube.watch import LISTED, Watch, stream
 from execflow.runtime.informer import Informer
-from execflow.runtime.store import Change, Store
+from execflow.runtime.store import Change, ChangeType, Store
 
 OPT_OUT = "execflow.dev/mcp"
 OPTED_OUT = frozenset({"false", "disabled", "off", "no"})
@@ -105,7 +105,7 @@ class Catalogue:
 
     def _tool_changed(self, change: Change) -> None:
         before = None if change.old is None else as_mcp_tool(change.old)
-        after = as_mcp_tool(change.body) if change.type.value != "deleted" else None
+        after = None if change.type is ChangeType.DELETED else as_mcp_tool(change.body)
         if before != after:
             self._on_tools_changed()
 
